@@ -1,0 +1,54 @@
+# Every target creates and fills its own virtual environment on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_DIR := tools/node
+BUF := $(NODE_DIR)/node_modules/.bin/buf
+
+.PHONY: run test lint typecheck protolint protos pytest lock clean
+
+$(STAMP): requirements/dev.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+$(BUF): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --silent --no-audit --no-fund
+	touch $(BUF)
+
+## run: the service on its embedded defaults (gRPC on 127.0.0.1:50051)
+run: $(STAMP)
+	$(BIN)/agent-containers serve
+
+## test: lint, type check, proto lint and the whole pytest suite
+test: lint typecheck protolint pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests migrations scripts
+	$(BIN)/ruff format --check src tests migrations scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+protolint: $(BUF)
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+## protos: regenerate generated/ from protos/
+protos: $(STAMP)
+	$(BIN)/python scripts/generate_protos.py
+
+## lock: re-pin dependencies after editing pyproject.toml
+lock: $(STAMP)
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -o requirements/runtime.lock
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR)/node_modules
