@@ -1,0 +1,159 @@
+"""ContainerService over gRPC: proto <-> domain translation only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import grpc
+from agentcontainers.v1 import container_pb2, container_service_pb2
+from google.protobuf import timestamp_pb2
+
+from agent_containers.api.identity import current_identity
+from agent_containers.domain.containers import ContainerDraft, ContainerStatus, parse_container_id
+from agent_containers.domain.errors import FieldViolation, InvalidArgument
+from agent_containers.services.containers import ContainerService, container_expire_time
+from agent_containers.store.models import ContainerRecord
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_TIER_TO_PROTO = {
+    "1g": container_pb2.MEMORY_TIER_1G,
+    "4g": container_pb2.MEMORY_TIER_4G,
+    "16g": container_pb2.MEMORY_TIER_16G,
+    "64g": container_pb2.MEMORY_TIER_64G,
+}
+_TIER_FROM_PROTO: dict[int, str] = {number: tier for tier, number in _TIER_TO_PROTO.items()}
+_STATUS_TO_PROTO = {
+    ContainerStatus.CREATING: container_pb2.CONTAINER_STATE_CREATING,
+    ContainerStatus.RUNNING: container_pb2.CONTAINER_STATE_RUNNING,
+    ContainerStatus.EXPIRED: container_pb2.CONTAINER_STATE_EXPIRED,
+    ContainerStatus.DELETED: container_pb2.CONTAINER_STATE_DELETED,
+    ContainerStatus.FAILED: container_pb2.CONTAINER_STATE_FAILED,
+}
+_STATUS_FROM_PROTO: dict[int, ContainerStatus] = {
+    number: status for status, number in _STATUS_TO_PROTO.items()
+}
+
+
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(value)
+    return message
+
+
+def memory_tier_from_proto(number: int, field: str) -> str:
+    """The tier name for an enum number; unspecified is '' (the default applies)."""
+    if number == container_pb2.MEMORY_TIER_UNSPECIFIED:
+        return ""
+    try:
+        return _TIER_FROM_PROTO[number]
+    except KeyError:
+        raise InvalidArgument([FieldViolation(field, f"unknown memory tier {number}")]) from None
+
+
+def container_state_to_proto(status: ContainerStatus) -> container_pb2.ContainerState:
+    return _STATUS_TO_PROTO[status]
+
+
+def container_to_proto(row: ContainerRecord) -> container_pb2.Container:
+    """The API's view of a container row."""
+    return container_pb2.Container(
+        id=str(row.id),
+        openai_container_id=row.openai_id or "",
+        name=row.name,
+        memory_tier=_TIER_TO_PROTO.get(row.memory_limit, container_pb2.MEMORY_TIER_UNSPECIFIED),
+        expires_after_minutes=int(row.expires_after["minutes"]),
+        state=_STATUS_TO_PROTO[row.status],
+        metadata={str(key): str(value) for key, value in row.metadata_.items()},
+        owner_user_id=row.owner_user_id,
+        last_active_time=timestamp(row.last_active_at),
+        expire_time=timestamp(container_expire_time(row)),
+        refresh_time=timestamp(row.refreshed_at),
+        create_time=timestamp(row.created_at),
+        update_time=timestamp(row.updated_at),
+        delete_time=timestamp(row.deleted_at),
+        failure_reason=row.failure_reason or "",
+    )
+
+
+def _state_filter(number: int) -> ContainerStatus | None:
+    if number == container_pb2.CONTAINER_STATE_UNSPECIFIED:
+        return None
+    try:
+        return _STATUS_FROM_PROTO[number]
+    except KeyError:
+        raise InvalidArgument([FieldViolation("state", f"unknown state {number}")]) from None
+
+
+async def _unimplemented(context: Context, what: str) -> None:
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{what} is not implemented yet")
+
+
+class ContainerServicer:
+    """Thin shell over ContainerService."""
+
+    def __init__(self, containers: ContainerService) -> None:
+        self._containers = containers
+
+    async def CreateContainer(
+        self, request: container_service_pb2.CreateContainerRequest, context: Context
+    ) -> container_pb2.Container:
+        container = request.container
+        draft = ContainerDraft(
+            name=container.name,
+            memory_tier=memory_tier_from_proto(container.memory_tier, "container.memory_tier"),
+            expiry_minutes=container.expires_after_minutes,
+            metadata=dict(container.metadata),
+            file_ids=tuple(request.file_ids),
+            request_id=request.request_id,
+        )
+        row = await self._containers.create(current_identity(), draft)
+        return container_to_proto(row)
+
+    async def GetContainer(
+        self, request: container_service_pb2.GetContainerRequest, context: Context
+    ) -> container_pb2.Container:
+        row = await self._containers.get(current_identity(), parse_container_id(request.id))
+        return container_to_proto(row)
+
+    async def ListContainers(
+        self, request: container_service_pb2.ListContainersRequest, context: Context
+    ) -> container_service_pb2.ListContainersResponse:
+        page = await self._containers.list(
+            current_identity(),
+            page_size=request.page_size,
+            page_token=request.page_token,
+            status=_state_filter(request.state),
+            show_deleted=request.show_deleted,
+        )
+        return container_service_pb2.ListContainersResponse(
+            containers=[container_to_proto(row) for row in page.containers],
+            next_page_token=page.next_page_token,
+        )
+
+    async def DeleteContainer(
+        self, request: container_service_pb2.DeleteContainerRequest, context: Context
+    ) -> container_pb2.Container:
+        row = await self._containers.delete(current_identity(), parse_container_id(request.id))
+        return container_to_proto(row)
+
+    # Container files arrive with their own issue; until then the contract answers UNIMPLEMENTED.
+
+    async def UploadContainerFile(self, request_iterator: Any, context: Context) -> Any:
+        await _unimplemented(context, "UploadContainerFile")
+
+    async def DownloadContainerFile(self, request: Any, context: Context) -> Any:
+        await _unimplemented(context, "DownloadContainerFile")
+        yield  # pragma: no cover - makes this a server-streaming handler
+
+    async def ListContainerFiles(self, request: Any, context: Context) -> Any:
+        await _unimplemented(context, "ListContainerFiles")
+
+    async def GetContainerFile(self, request: Any, context: Context) -> Any:
+        await _unimplemented(context, "GetContainerFile")
+
+    async def DeleteContainerFile(self, request: Any, context: Context) -> Any:
+        await _unimplemented(context, "DeleteContainerFile")

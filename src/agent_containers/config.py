@@ -1,0 +1,114 @@
+"""Settings, read from the environment (prefix AGENT_CONTAINERS_) with embedded defaults.
+
+The defaults run the service on a fresh checkout: SQLite file, loopback only, and the Containers
+API emulator in-process when no OpenAI key is set.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MEMORY_TIERS = ("1g", "4g", "16g", "64g")
+
+
+class UpstreamKind(StrEnum):
+    """Which Containers API the service talks to."""
+
+    AUTO = "auto"  # openai when an API key is set, else the in-process emulator
+    OPENAI = "openai"
+    EMULATOR = "emulator"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; the README has a table of them."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_CONTAINERS_", extra="ignore")
+
+    listen_address: str = Field(
+        default="127.0.0.1:50051", description="host:port the gRPC server binds"
+    )
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./var/agent-containers.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///... or postgresql+asyncpg://...",
+    )
+    upstream: UpstreamKind = Field(
+        default=UpstreamKind.AUTO,
+        description="auto (openai with a key, else emulator), openai, or emulator",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGENT_CONTAINERS_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="OpenAI API key; OPENAI_API_KEY is read too",
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI base URL (a proxy, Azure, or an emulator)"
+    )
+    openai_timeout_seconds: float = Field(default=30.0, gt=0, description="per-request timeout")
+    openai_max_retries: int = Field(
+        default=2, ge=0, le=10, description="SDK retries on 429, 5xx and connection errors"
+    )
+    default_memory_tier: str = Field(default="1g", description="tier when a create names none")
+    allowed_memory_tiers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["1g", "4g"],
+        description="comma-separated tiers a create may ask for",
+    )
+    max_containers_per_tenant: int = Field(
+        default=20, ge=1, description="CREATING + RUNNING containers a tenant may hold"
+    )
+    default_expiry_minutes: int = Field(
+        default=20, ge=1, description="expires_after minutes when a create names none"
+    )
+    max_expiry_minutes: int = Field(
+        default=1440, ge=1, description="largest expires_after minutes a create may ask for"
+    )
+    refresh_staleness_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="GetContainer reads upstream when the local copy is older than this",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="time in-flight calls get to finish at shutdown"
+    )
+    max_message_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="largest gRPC message, each direction"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("allowed_memory_tiers", mode="before")
+    @classmethod
+    def _split_tiers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [tier.strip() for tier in value.split(",") if tier.strip()]
+        return value
+
+    @field_validator("allowed_memory_tiers")
+    @classmethod
+    def _known_tiers(cls, tiers: list[str]) -> list[str]:
+        unknown = [tier for tier in tiers if tier not in MEMORY_TIERS]
+        if unknown or not tiers:
+            raise ValueError(f"tiers must be a non-empty subset of {MEMORY_TIERS}, got {tiers}")
+        return tiers
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.default_memory_tier not in self.allowed_memory_tiers:
+            raise ValueError(
+                f"default_memory_tier {self.default_memory_tier!r} is not in "
+                f"allowed_memory_tiers {self.allowed_memory_tiers}"
+            )
+        if self.default_expiry_minutes > self.max_expiry_minutes:
+            raise ValueError("default_expiry_minutes exceeds max_expiry_minutes")
+        if self.upstream is UpstreamKind.OPENAI and self.openai_api_key is None:
+            raise ValueError("upstream=openai needs OPENAI_API_KEY")
+        return self
+
+    @property
+    def uses_emulator(self) -> bool:
+        """True when the in-process emulator stands in for OpenAI."""
+        if self.upstream is UpstreamKind.AUTO:
+            return self.openai_api_key is None
+        return self.upstream is UpstreamKind.EMULATOR

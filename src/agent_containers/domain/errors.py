@@ -1,0 +1,135 @@
+"""The service's error taxonomy, free of gRPC: the api layer maps each kind to a status code.
+
+Each error carries a stable `reason` (ErrorInfo.reason) and what its detail message needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One malformed field: its path in the request and what is wrong with it."""
+
+    field: str
+    description: str
+
+
+@dataclass(frozen=True)
+class PreconditionViolation:
+    """One unmet precondition (google.rpc.PreconditionFailure.Violation)."""
+
+    type: str
+    subject: str
+    description: str
+
+
+class DomainError(Exception):
+    """Base of every error the service reports on purpose."""
+
+    reason: str = "UNKNOWN"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+
+class InvalidArgument(DomainError):
+    """Malformed input; lists every violation at once."""
+
+    reason = "INVALID_FIELD"
+
+    def __init__(self, violations: list[FieldViolation], *, reason: str | None = None) -> None:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        super().__init__(f"invalid request: {summary}", reason=reason)
+        self.violations = violations
+
+
+class MemoryTierNotAllowed(InvalidArgument):
+    """A memory tier that exists but is not allowed for this tenant."""
+
+    reason = "MEMORY_TIER_NOT_ALLOWED"
+
+
+class NotFound(DomainError):
+    """A resource that does not exist, or is another tenant's (existence must not leak)."""
+
+    def __init__(self, resource_type: str, resource_name: str, *, reason: str) -> None:
+        super().__init__(f"{resource_type} {resource_name!r} not found", reason=reason)
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+
+
+class AlreadyExists(DomainError):
+    """A live resource already holds the name."""
+
+    def __init__(self, resource_type: str, resource_name: str, *, reason: str) -> None:
+        super().__init__(f"{resource_type} {resource_name!r} already exists", reason=reason)
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+
+
+class QuotaExceeded(DomainError):
+    """A tenant's quota would be exceeded."""
+
+    reason = "CONTAINER_QUOTA_EXCEEDED"
+
+    def __init__(self, subject: str, description: str) -> None:
+        super().__init__(description)
+        self.subject = subject
+        self.description = description
+
+
+class RateLimited(DomainError):
+    """Too many requests, ours or upstream's."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class FailedPrecondition(DomainError):
+    """The system is not in the state the call needs."""
+
+    def __init__(
+        self, message: str, violations: list[PreconditionViolation], *, reason: str
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.violations = violations
+
+
+class UpstreamUnavailable(DomainError):
+    """The Containers API could not be reached or failed after retries."""
+
+    reason = "UPSTREAM_UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class UpstreamRejected(DomainError):
+    """The Containers API refused a request as invalid (HTTP 4xx other than 404 and 429)."""
+
+    reason = "UPSTREAM_REJECTED"
+
+    def __init__(self, message: str, *, http_status: int) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class UpstreamNotFound(DomainError):
+    """The Containers API does not know the object (HTTP 404). Services decide what it means."""
+
+    reason = "UPSTREAM_NOT_FOUND"
+
+
+class Unauthenticated(DomainError):
+    """The caller's identity is missing or malformed."""
+
+    reason = "IDENTITY_MISSING"

@@ -1,0 +1,179 @@
+"""Assembly: settings -> database, upstream, services, servicers, and one grpc.aio server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+import grpc
+from agentcontainers.v1 import (
+    binding_service_pb2,
+    binding_service_pb2_grpc,
+    container_service_pb2,
+    container_service_pb2_grpc,
+    tool_service_pb2,
+    tool_service_pb2_grpc,
+)
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from agent_containers.api.containers import ContainerServicer
+from agent_containers.api.errors import ErrorInterceptor
+from agent_containers.api.identity import IdentityInterceptor
+from agent_containers.api.pending import (
+    PendingAgentBindingServicer,
+    PendingToolResolutionServicer,
+)
+from agent_containers.config import Settings
+from agent_containers.domain.clock import Clock, SystemClock
+from agent_containers.domain.containers import ContainerPolicy
+from agent_containers.services.containers import ContainerService
+from agent_containers.store.database import create_engine, create_session_factory
+from agent_containers.store.migrations import upgrade_to_head
+from agent_containers.upstream.emulator import EmulatorServer
+from agent_containers.upstream.gateway import ContainersGateway
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    container_service_pb2.DESCRIPTOR.services_by_name["ContainerService"].full_name,
+    binding_service_pb2.DESCRIPTOR.services_by_name["AgentBindingService"].full_name,
+    tool_service_pb2.DESCRIPTOR.services_by_name["ToolResolutionService"].full_name,
+)
+
+
+def _channel_options(settings: Settings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        # Ping idle connections so dead peers (and dropped NAT entries) are found in ~80 s.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # Accept client pings as often as every 10 s instead of answering with GOAWAY.
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        # Recycle connections now and then so clients rebalance across replicas.
+        ("grpc.max_connection_age_ms", 30 * 60_000),
+        ("grpc.max_connection_age_grace_ms", 60_000),
+    ]
+
+
+class AgentContainersServer:
+    """The service in one process: start() binds and serves, stop() drains and releases."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.port = 0
+        self.emulator: EmulatorServer | None = None
+        self.health = health_aio.HealthServicer()
+        self._engine = create_engine(settings.database_url)
+        self._gateway: ContainersGateway | None = None
+        self._containers: ContainerService | None = None
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self, *, migrate: bool = True) -> int:
+        """Migrates the database (unless told not to), binds and serves; returns the port."""
+        settings = self.settings
+        if migrate:
+            await upgrade_to_head(settings.database_url)
+        self._gateway = await self._connect_upstream()
+        self._containers = ContainerService(
+            create_session_factory(self._engine),
+            self._gateway,
+            ContainerPolicy(
+                default_memory_tier=settings.default_memory_tier,
+                allowed_memory_tiers=tuple(settings.allowed_memory_tiers),
+                default_expiry_minutes=settings.default_expiry_minutes,
+                max_expiry_minutes=settings.max_expiry_minutes,
+                max_containers=settings.max_containers_per_tenant,
+            ),
+            self.clock,
+            refresh_staleness=timedelta(seconds=settings.refresh_staleness_seconds),
+            settle_timeout_seconds=settings.openai_timeout_seconds
+            * (settings.openai_max_retries + 1)
+            + 5,
+        )
+        server = grpc.aio.server(
+            interceptors=[ErrorInterceptor(), IdentityInterceptor()],
+            options=_channel_options(settings),
+        )
+        container_service_pb2_grpc.add_ContainerServiceServicer_to_server(
+            ContainerServicer(self._containers), server
+        )
+        binding_service_pb2_grpc.add_AgentBindingServiceServicer_to_server(
+            PendingAgentBindingServicer(), server
+        )
+        tool_service_pb2_grpc.add_ToolResolutionServiceServicer_to_server(
+            PendingToolResolutionServicer(), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        self.port = server.add_insecure_port(settings.listen_address)
+        if self.port == 0:
+            raise RuntimeError(f"could not bind {settings.listen_address}")
+        await server.start()
+        self._server = server
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"address": settings.listen_address, "port": self.port})
+        return self.port
+
+    async def _connect_upstream(self) -> ContainersGateway:
+        settings = self.settings
+        if settings.uses_emulator:
+            self.emulator = EmulatorServer(clock=self.clock)
+            await self.emulator.start()
+            log.warning(
+                "No OPENAI_API_KEY: using the in-process emulator of the OpenAI Containers API. "
+                "No real containers are created.",
+                extra={"emulator_url": self.emulator.base_url},
+            )
+            return ContainersGateway.connect(
+                api_key="emulator",
+                base_url=self.emulator.base_url,
+                timeout_seconds=settings.openai_timeout_seconds,
+                max_retries=settings.openai_max_retries,
+            )
+        assert settings.openai_api_key is not None
+        return ContainersGateway.connect(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url,
+            timeout_seconds=settings.openai_timeout_seconds,
+            max_retries=settings.openai_max_retries,
+        )
+
+    async def stop(self) -> None:
+        """NOT_SERVING first (load balancers stop sending), then drain within the grace period."""
+        await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(self.settings.shutdown_grace_seconds)
+        if self._containers is not None:
+            await self._containers.wait_settled()
+        if self._gateway is not None:
+            await self._gateway.aclose()
+        if self.emulator is not None:
+            await self.emulator.stop()
+        await self._engine.dispose()
+        log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Runs the service until SIGTERM or SIGINT, then shuts down gracefully."""
+    server = AgentContainersServer(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await server.start()
+    try:
+        await stopping.wait()
+        log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
+    finally:
+        await server.stop()
