@@ -42,8 +42,12 @@ def wrap_handler(
 
     streaming = cast(Behaviour, handler.unary_stream or handler.stream_stream)
 
-    def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        return around_stream(method, streaming, request, context)
+    # grpc.aio tells async streaming handlers apart by being async generator functions.
+    async def stream(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        async for response in around_stream(method, streaming, request, context):
+            yield response
 
     stream_factory = (
         grpc.unary_stream_rpc_method_handler

@@ -314,6 +314,7 @@ class ContainerService:
             if is_overdue(row.status, container_expire_time(row), now):
                 row.status = ContainerStatus.EXPIRED
                 row.updated_at = now
+        await session.flush()  # the queries that follow in this transaction must see it
 
     # --- delete ---------------------------------------------------------------------------
 

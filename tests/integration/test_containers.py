@@ -1,0 +1,395 @@
+"""ContainerService end to end: a real server on a real port, real SQL, the SDK and the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import grpc
+import pytest
+from agentcontainers.v1 import container_pb2, container_service_pb2
+from google.rpc import error_details_pb2
+from sqlalchemy import select
+
+from agent_containers.store.database import create_engine, create_session_factory
+from agent_containers.store.models import AgentBindingRecord
+from tests.integration.conftest import StartService
+from tests.support.service import RunningService, error_info, identity, unpack
+
+State = container_pb2.ContainerState
+pb = container_service_pb2
+
+
+async def list_all(
+    service: RunningService, *, tenant: str = "acme", page_size: int = 0, **filters: object
+) -> list[container_pb2.Container]:
+    found: list[container_pb2.Container] = []
+    token = ""
+    while True:
+        page = await service.containers.ListContainers(
+            pb.ListContainersRequest(page_size=page_size, page_token=token, **filters),
+            metadata=identity(tenant),
+        )
+        found.extend(page.containers)
+        token = page.next_page_token
+        if not token:
+            return found
+
+
+async def test_create_get_list_delete(service: RunningService) -> None:
+    created = await service.create(
+        "analysis", memory_tier=container_pb2.MEMORY_TIER_4G, metadata={"team": "data"}
+    )
+    assert created.state == State.CONTAINER_STATE_RUNNING
+    assert created.openai_container_id.startswith("cntr_")
+    assert created.memory_tier == container_pb2.MEMORY_TIER_4G
+    assert created.expires_after_minutes == 20
+    assert created.owner_user_id == "alice"
+    assert dict(created.metadata) == {"team": "data"}
+    assert created.expire_time.ToSeconds() == created.last_active_time.ToSeconds() + 20 * 60
+
+    upstream = service.emulator.state.containers[created.openai_container_id]
+    assert upstream.name == "analysis"
+    assert upstream.memory_limit == "4g"
+
+    fetched = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=created.id), metadata=identity()
+    )
+    assert fetched == created  # fresh enough: no upstream read, nothing changed
+
+    assert [c.id for c in await list_all(service)] == [created.id]
+
+    deleted = await service.containers.DeleteContainer(
+        pb.DeleteContainerRequest(id=created.id), metadata=identity()
+    )
+    assert deleted.state == State.CONTAINER_STATE_DELETED
+    assert deleted.HasField("delete_time")
+    assert created.openai_container_id not in service.emulator.state.containers
+    assert await list_all(service) == []
+    assert [c.id for c in await list_all(service, show_deleted=True)] == [created.id]
+    again = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=created.id), metadata=identity()
+    )
+    assert again.state == State.CONTAINER_STATE_DELETED
+
+
+async def test_defaults_come_from_settings(start_service: StartService) -> None:
+    service = await start_service(
+        default_memory_tier="4g", allowed_memory_tiers=["1g", "4g"], default_expiry_minutes=7
+    )
+    created = await service.create("defaults")
+    assert created.memory_tier == container_pb2.MEMORY_TIER_4G
+    assert created.expires_after_minutes == 7
+    upstream = service.emulator.state.containers[created.openai_container_id]
+    assert upstream.expires_after_minutes == 7
+
+
+async def test_quota_holds_under_50_concurrent_creates(start_service: StartService) -> None:
+    service = await start_service(max_containers_per_tenant=10)
+    results = await asyncio.gather(
+        *(service.create(f"c{i}") for i in range(50)), return_exceptions=True
+    )
+    created = [r for r in results if isinstance(r, container_pb2.Container)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(created) == 10
+    assert len(refused) == 40
+    assert all(r.state == State.CONTAINER_STATE_RUNNING for r in created)
+    for error in refused:
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_info(error).reason == "CONTAINER_QUOTA_EXCEEDED"
+        quota = unpack(error, error_details_pb2.QuotaFailure)
+        assert quota.violations[0].subject == "tenant:acme"
+    assert len(service.emulator.state.containers) == 10
+    assert service.emulator.state.calls["containers.create"] == 10
+    listed = await list_all(service, state=State.CONTAINER_STATE_RUNNING)
+    assert len(listed) == 10
+    # Another tenant has a quota of its own.
+    assert (await service.create("c0", tenant="globex")).state == State.CONTAINER_STATE_RUNNING
+
+
+async def test_quota_frees_when_a_container_is_deleted_or_expires(
+    start_service: StartService,
+) -> None:
+    service = await start_service(max_containers_per_tenant=2)
+    first = await service.create("one", expires_after_minutes=5)
+    await service.create("two", expires_after_minutes=60)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.create("three")
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    service.clock.advance(minutes=6)  # "one" expires; nobody has read it since
+    await service.create("three")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await service.create("four")
+    fetched = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=first.id), metadata=identity()
+    )
+    assert fetched.state == State.CONTAINER_STATE_EXPIRED
+
+
+async def test_one_request_id_gives_one_container(service: RunningService) -> None:
+    service.emulator.state.latency = 0.2  # keep the first create in flight while others arrive
+    request_id = str(uuid.uuid4())
+    results = await asyncio.gather(
+        *(service.create("same", request_id=request_id) for _ in range(20))
+    )
+    assert len({r.id for r in results}) == 1
+    assert all(r.state == State.CONTAINER_STATE_RUNNING for r in results)
+    assert service.emulator.state.calls["containers.create"] == 1
+    assert len(service.emulator.state.containers) == 1
+    # A later retry returns the first result too.
+    assert (await service.create("same", request_id=request_id)).id == results[0].id
+
+
+async def test_live_name_is_unique_but_reusable_after_delete(service: RunningService) -> None:
+    first = await service.create("notebook")
+    with pytest.raises(grpc.aio.AioRpcError) as taken:
+        await service.create("notebook")
+    assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert error_info(taken.value).reason == "CONTAINER_NAME_TAKEN"
+    assert unpack(taken.value, error_details_pb2.ResourceInfo).resource_name == "notebook"
+    assert service.emulator.state.calls["containers.create"] == 1
+
+    await service.containers.DeleteContainer(
+        pb.DeleteContainerRequest(id=first.id), metadata=identity()
+    )
+    second = await service.create("notebook")
+    assert second.id != first.id
+    assert second.state == State.CONTAINER_STATE_RUNNING
+    names = [(c.name, c.state) for c in await list_all(service, show_deleted=True)]
+    assert names == [
+        ("notebook", State.CONTAINER_STATE_RUNNING),
+        ("notebook", State.CONTAINER_STATE_DELETED),
+    ]
+    # The same name in another tenant never collides.
+    await service.create("notebook", tenant="globex")
+
+
+async def test_expiry_is_seen_through_get(service: RunningService) -> None:
+    created = await service.create("short", expires_after_minutes=5)
+    service.clock.advance(minutes=3)
+    kept = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=created.id), metadata=identity()
+    )
+    # Stale after 3 minutes: refreshed from upstream, which counts the read as activity.
+    assert kept.state == State.CONTAINER_STATE_RUNNING
+    assert kept.last_active_time.ToSeconds() == created.last_active_time.ToSeconds() + 180
+    assert kept.refresh_time.ToSeconds() > created.refresh_time.ToSeconds()
+    assert service.emulator.state.calls["containers.retrieve"] == 1
+
+    service.clock.advance(minutes=5, seconds=1)
+    expired = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=created.id), metadata=identity()
+    )
+    assert expired.state == State.CONTAINER_STATE_EXPIRED
+    assert await list_all(service, state=State.CONTAINER_STATE_RUNNING) == []
+
+
+async def test_get_marks_expired_when_upstream_says_so(service: RunningService) -> None:
+    created = await service.create("gone")
+    service.emulator.state.expire(created.openai_container_id)
+    service.clock.advance(seconds=31)  # past the staleness, well before local expiry
+    fetched = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=created.id), metadata=identity()
+    )
+    assert fetched.state == State.CONTAINER_STATE_EXPIRED
+
+
+async def test_get_marks_expired_when_upstream_forgot_it(service: RunningService) -> None:
+    created = await service.create("forgotten")
+    del service.emulator.state.containers[created.openai_container_id]
+    service.clock.advance(seconds=31)
+    fetched = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=created.id), metadata=identity()
+    )
+    assert fetched.state == State.CONTAINER_STATE_EXPIRED
+
+
+async def test_get_serves_local_copy_when_upstream_is_down(service: RunningService) -> None:
+    created = await service.create("steady")
+    service.clock.advance(seconds=31)
+    service.emulator.state.fail_next(503, operations="containers.retrieve")
+    fetched = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=created.id), metadata=identity()
+    )
+    assert fetched.state == State.CONTAINER_STATE_RUNNING
+    assert fetched.refresh_time == created.refresh_time
+
+
+async def test_page_walk_returns_each_container_once(start_service: StartService) -> None:
+    service = await start_service(max_containers_per_tenant=300)
+    ids: set[str] = set()
+    for batch in range(10):
+        created = await asyncio.gather(
+            *(service.create(f"c{batch:02d}-{i:02d}") for i in range(25))
+        )
+        ids.update(c.id for c in created)
+    await service.create("other-tenant", tenant="globex")
+    walked = await list_all(service, page_size=7)
+    assert len(walked) == 250
+    assert {c.id for c in walked} == ids
+    keys = [(c.create_time.ToNanoseconds(), c.id) for c in walked]
+    assert keys == sorted(keys, reverse=True)  # newest first
+    default_page = await service.containers.ListContainers(
+        pb.ListContainersRequest(), metadata=identity()
+    )
+    assert len(default_page.containers) == 50
+    clamped = await service.containers.ListContainers(
+        pb.ListContainersRequest(page_size=5000), metadata=identity()
+    )
+    assert len(clamped.containers) == 250
+    assert clamped.next_page_token == ""
+
+
+async def test_page_token_is_bound_to_its_query(service: RunningService) -> None:
+    for i in range(3):
+        await service.create(f"c{i}")
+    page = await service.containers.ListContainers(
+        pb.ListContainersRequest(page_size=1), metadata=identity()
+    )
+    assert page.next_page_token
+    with pytest.raises(grpc.aio.AioRpcError) as other_query:
+        await service.containers.ListContainers(
+            pb.ListContainersRequest(
+                page_size=1, page_token=page.next_page_token, show_deleted=True
+            ),
+            metadata=identity(),
+        )
+    assert other_query.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as other_tenant:
+        await service.containers.ListContainers(
+            pb.ListContainersRequest(page_size=1, page_token=page.next_page_token),
+            metadata=identity("globex"),
+        )
+    assert other_tenant.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_tenants_cannot_see_each_other(service: RunningService) -> None:
+    mine = await service.create("private")
+    for call, request in (
+        (service.containers.GetContainer, pb.GetContainerRequest(id=mine.id)),
+        (service.containers.DeleteContainer, pb.DeleteContainerRequest(id=mine.id)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as hidden:
+            await call(request, metadata=identity("globex"))
+        assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
+        assert error_info(hidden.value).reason == "CONTAINER_NOT_FOUND"
+    assert await list_all(service, tenant="globex", show_deleted=True) == []
+    still = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=mine.id), metadata=identity()
+    )
+    assert still.state == State.CONTAINER_STATE_RUNNING
+
+
+async def test_identity_is_required(service: RunningService) -> None:
+    for metadata in ((), (("x-tenant-id", "acme"),), (("x-user-id", "alice"),)):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await service.containers.ListContainers(pb.ListContainersRequest(), metadata=metadata)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert error_info(refused.value).reason == "IDENTITY_MISSING"
+    with pytest.raises(grpc.aio.AioRpcError) as malformed:
+        await service.containers.ListContainers(
+            pb.ListContainersRequest(), metadata=identity("acme corp")
+        )
+    assert malformed.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_delete_counts_upstream_404_as_gone(service: RunningService) -> None:
+    created = await service.create("vanished")
+    del service.emulator.state.containers[created.openai_container_id]
+    deleted = await service.containers.DeleteContainer(
+        pb.DeleteContainerRequest(id=created.id), metadata=identity()
+    )
+    assert deleted.state == State.CONTAINER_STATE_DELETED
+
+
+async def test_delete_keeps_the_row_when_upstream_fails(service: RunningService) -> None:
+    created = await service.create("sturdy")
+    service.emulator.state.fail_next(500, operations="containers.delete")
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await service.containers.DeleteContainer(
+            pb.DeleteContainerRequest(id=created.id), metadata=identity()
+        )
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    fetched = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=created.id), metadata=identity()
+    )
+    assert fetched.state == State.CONTAINER_STATE_RUNNING
+
+
+async def test_delete_removes_agent_bindings(
+    service: RunningService, migrated_database_url: str
+) -> None:
+    created = await service.create("bound")
+    kept = await service.create("kept")
+    engine = create_engine(migrated_database_url)
+    sessions = create_session_factory(engine)
+    now = service.clock.now()
+    try:
+        async with sessions.begin() as session:
+            for agent, container in (("agent-a", created), ("agent-b", kept)):
+                session.add(
+                    AgentBindingRecord(
+                        tenant_id="acme",
+                        agent_key=agent,
+                        container_id=uuid.UUID(container.id),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        await service.containers.DeleteContainer(
+            pb.DeleteContainerRequest(id=created.id), metadata=identity()
+        )
+        async with sessions() as session:
+            left = (await session.scalars(select(AgentBindingRecord.agent_key))).all()
+        assert left == ["agent-b"]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("http_status", "code", "reason", "detail"),
+    [
+        (429, grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED", error_details_pb2.RetryInfo),
+        (500, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", error_details_pb2.RetryInfo),
+        (503, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", error_details_pb2.RetryInfo),
+        (
+            400,
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "UPSTREAM_REJECTED",
+            error_details_pb2.PreconditionFailure,
+        ),
+    ],
+)
+async def test_upstream_failure_on_create(
+    service: RunningService,
+    http_status: int,
+    code: grpc.StatusCode,
+    reason: str,
+    detail: type,
+) -> None:
+    service.emulator.state.fail_next(http_status, retry_after=7, operations="containers.create")
+    request_id = str(uuid.uuid4())
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await service.create("flaky", request_id=request_id)
+    assert failed.value.code() == code
+    assert error_info(failed.value).reason == reason
+    unpack(failed.value, detail)
+    if http_status == 429:
+        assert unpack(failed.value, error_details_pb2.RetryInfo).retry_delay.seconds == 7
+    # Nothing live is left: the attempt is FAILED, it frees the name and the request id.
+    assert await list_all(service) == []
+    failed_rows = await list_all(service, state=State.CONTAINER_STATE_FAILED)
+    assert [c.name for c in failed_rows] == ["flaky"]
+    assert failed_rows[0].failure_reason
+    retried = await service.create("flaky", request_id=request_id)
+    assert retried.state == State.CONTAINER_STATE_RUNNING
+    assert len(service.emulator.state.containers) == 1
+
+
+async def test_unreachable_upstream_is_unavailable(start_service: StartService) -> None:
+    service = await start_service()
+    await service.emulator.stop()
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await service.create("nowhere")
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_info(failed.value).reason == "UPSTREAM_UNAVAILABLE"

@@ -1,0 +1,53 @@
+"""Settings from the environment."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from agent_containers.config import Settings, UpstreamKind
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("AGENT_CONTAINERS_OPENAI_API_KEY", raising=False)
+
+
+def test_defaults_run_locally() -> None:
+    settings = Settings()
+    assert settings.listen_address == "127.0.0.1:50051"
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.uses_emulator
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_CONTAINERS_ALLOWED_MEMORY_TIERS", "1g, 16g")
+    monkeypatch.setenv("AGENT_CONTAINERS_MAX_CONTAINERS_PER_TENANT", "3")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    settings = Settings()
+    assert settings.allowed_memory_tiers == ["1g", "16g"]
+    assert settings.max_containers_per_tenant == 3
+    assert not settings.uses_emulator
+    assert "sk-test" not in repr(settings)  # the key never reaches logs
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"allowed_memory_tiers": ["3g"]},
+        {"allowed_memory_tiers": []},
+        {"default_memory_tier": "16g"},
+        {"default_expiry_minutes": 100, "max_expiry_minutes": 50},
+        {"upstream": UpstreamKind.OPENAI},
+        {"max_containers_per_tenant": 0},
+    ],
+)
+def test_incoherent_settings_are_refused(values: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**values)
+
+
+def test_the_emulator_can_be_forced_with_a_key() -> None:
+    settings = Settings(upstream=UpstreamKind.EMULATOR, openai_api_key="sk-test")
+    assert settings.uses_emulator
