@@ -27,8 +27,8 @@ run: $(STAMP)
 test: lint typecheck protolint pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests migrations scripts
-	$(BIN)/ruff format --check src tests migrations scripts
+	$(BIN)/ruff check src tests migrations scripts examples
+	$(BIN)/ruff format --check src tests migrations scripts examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
