@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_DIR := tools/node
 BUF := $(NODE_DIR)/node_modules/.bin/buf
 
-.PHONY: run test lint typecheck protolint protos pytest lock clean
+.PHONY: run test lint typecheck protolint protos pytest lock clean startup
 
 $(STAMP): requirements/dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,7 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules
+
+## startup: time from `serve` to SERVING and resident memory, on the embedded defaults
+startup: $(STAMP)
+	$(BIN)/python scripts/startup_figures.py

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
+    @field_validator("openai_api_key", "openai_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `OPENAI_API_KEY=` in an env file means "no key", not an empty key that OpenAI refuses.
+        return None if value == "" else value
+
     @field_validator("allowed_memory_tiers", mode="before")
     @classmethod
     def _split_tiers(cls, value: object) -> object:

@@ -152,6 +152,7 @@ async def test_live_name_is_unique_but_reusable_after_delete(service: RunningSer
     await service.containers.DeleteContainer(
         pb.DeleteContainerRequest(id=first.id), metadata=identity()
     )
+    service.clock.advance(seconds=1)  # newest first: make "newer" unambiguous
     second = await service.create("notebook")
     assert second.id != first.id
     assert second.state == State.CONTAINER_STATE_RUNNING
@@ -182,6 +183,36 @@ async def test_expiry_is_seen_through_get(service: RunningService) -> None:
     )
     assert expired.state == State.CONTAINER_STATE_EXPIRED
     assert await list_all(service, state=State.CONTAINER_STATE_RUNNING) == []
+
+
+async def test_activity_seen_only_upstream_keeps_a_container_running(
+    service: RunningService,
+) -> None:
+    created = await service.create("busy", expires_after_minutes=5)
+    service.clock.advance(minutes=4)
+    # An agent run uses the container through OpenAI: upstream sees activity, we do not.
+    service.emulator.state.touch(service.emulator.state.containers[created.openai_container_id])
+    service.clock.advance(minutes=4)  # overdue by our last reading, alive upstream
+    listed = await list_all(service, state=State.CONTAINER_STATE_RUNNING)
+    assert [c.id for c in listed] == [created.id]
+    fetched = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=created.id), metadata=identity()
+    )
+    assert fetched.state == State.CONTAINER_STATE_RUNNING
+    assert fetched.last_active_time.ToSeconds() >= created.last_active_time.ToSeconds() + 240
+
+
+async def test_an_expired_container_keeps_its_name_until_deleted(service: RunningService) -> None:
+    created = await service.create("daily", expires_after_minutes=1)
+    service.clock.advance(minutes=2)
+    with pytest.raises(grpc.aio.AioRpcError) as taken:
+        await service.create("daily")
+    assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "EXPIRED: delete it to reuse the name" in (taken.value.details() or "")
+    await service.containers.DeleteContainer(
+        pb.DeleteContainerRequest(id=created.id), metadata=identity()
+    )
+    assert (await service.create("daily")).state == State.CONTAINER_STATE_RUNNING
 
 
 async def test_get_marks_expired_when_upstream_says_so(service: RunningService) -> None:
@@ -358,6 +389,7 @@ async def test_delete_removes_agent_bindings(
             "UPSTREAM_REJECTED",
             error_details_pb2.PreconditionFailure,
         ),
+        (401, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAUTHORIZED", error_details_pb2.RetryInfo),
     ],
 )
 async def test_upstream_failure_on_create(

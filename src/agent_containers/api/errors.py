@@ -34,7 +34,7 @@ def _bad_request(violations: list[errors.FieldViolation]) -> error_details_pb2.B
     return error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(
-                field=v.field, description=v.description, reason=v.field
+                field=v.field, description=v.description
             )
             for v in violations
         ]

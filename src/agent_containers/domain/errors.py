@@ -66,8 +66,11 @@ class NotFound(DomainError):
 class AlreadyExists(DomainError):
     """A live resource already holds the name."""
 
-    def __init__(self, resource_type: str, resource_name: str, *, reason: str) -> None:
-        super().__init__(f"{resource_type} {resource_name!r} already exists", reason=reason)
+    def __init__(
+        self, resource_type: str, resource_name: str, *, reason: str, hint: str = ""
+    ) -> None:
+        message = f"{resource_type} {resource_name!r} already exists"
+        super().__init__(f"{message}; {hint}" if hint else message, reason=reason)
         self.resource_type = resource_type
         self.resource_name = resource_name
 
@@ -108,8 +111,10 @@ class UpstreamUnavailable(DomainError):
 
     reason = "UPSTREAM_UNAVAILABLE"
 
-    def __init__(self, message: str, *, retry_after_seconds: float = 1.0) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, retry_after_seconds: float = 1.0, reason: str | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
         self.retry_after_seconds = retry_after_seconds
 
 

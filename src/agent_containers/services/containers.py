@@ -90,6 +90,7 @@ class ContainerService:
 
     async def create(self, identity: Identity, draft: ContainerDraft) -> ContainerRecord:
         spec = validate_draft(draft, self._policy)
+        await self._confirm_overdue(identity.tenant_id)
         reserved, earlier = await self._reserve(identity, spec)
         if earlier is not None:
             return await self._await_settled(earlier)
@@ -114,9 +115,14 @@ class ContainerService:
                     if earlier is not None:
                         return None, earlier
                 now = self._clock.now()
-                await self._expire_overdue(session, tenant, now)
-                if await rows.find_live_by_name(session, tenant, spec.name) is not None:
-                    raise AlreadyExists(CONTAINER, spec.name, reason="CONTAINER_NAME_TAKEN")
+                holder = await rows.find_live_by_name(session, tenant, spec.name)
+                if holder is not None:
+                    raise AlreadyExists(
+                        CONTAINER,
+                        spec.name,
+                        reason="CONTAINER_NAME_TAKEN",
+                        hint=f"it is {holder.status.value}: delete it to reuse the name",
+                    )
                 live = await rows.count_live(session, tenant)
                 if live >= self._policy.max_containers:
                     raise QuotaExceeded(
@@ -189,7 +195,14 @@ class ContainerService:
             failed.request_id = None
             failed.deleted_at = now
             failed.updated_at = now
-        log.warning("container creation failed", extra={"container_id": str(container_id)})
+        log.warning(
+            "container creation failed",
+            extra={
+                "tenant_id": failed.tenant_id,
+                "container_id": str(container_id),
+                "reason": reason,
+            },
+        )
 
     async def _await_settled(self, earlier: ContainerRecord) -> ContainerRecord:
         """Returns the outcome of the first call with the same request id."""
@@ -219,15 +232,20 @@ class ContainerService:
         if row.status is not ContainerStatus.RUNNING:
             return row
         now = self._clock.now()
-        if is_overdue(row.status, container_expire_time(row), now):
-            return await self._settle_refresh(row.id, None, now)
-        if row.refreshed_at is not None and now - row.refreshed_at < self._refresh_staleness:
+        fresh = row.refreshed_at is not None and now - row.refreshed_at < self._refresh_staleness
+        # Overdue locally is only a guess: agent runs use the container through OpenAI, which
+        # moves last_active_at without us. Only upstream may declare it expired.
+        if fresh and not is_overdue(row.status, container_expire_time(row), now):
             return row
+        return await self._refresh(row)
+
+    async def _refresh(self, row: ContainerRecord) -> ContainerRecord:
+        """Reads the container upstream and writes what it says; serves the local copy on error."""
         assert row.openai_id is not None
         try:
             upstream = await self._gateway.retrieve(row.openai_id)
         except UpstreamNotFound:
-            return await self._settle_refresh(row.id, None, now)
+            upstream = None
         except DomainError as error:
             # A read can live with a stale copy; the caller sees refresh_time and decides.
             log.warning(
@@ -235,7 +253,23 @@ class ContainerService:
                 extra={"container_id": str(row.id), "reason": error.reason},
             )
             return row
-        return await self._settle_refresh(row.id, upstream, now)
+        return await self._settle_refresh(row.id, upstream, self._clock.now())
+
+    async def _confirm_overdue(self, tenant_id: str) -> None:
+        """Asks upstream about the tenant's RUNNING containers that look expired locally.
+
+        They hold quota until upstream confirms; the few it reports expired or gone become
+        EXPIRED. At most the tenant's quota of containers can be RUNNING, so this stays small.
+        """
+        now = self._clock.now()
+        async with self._sessions() as session:
+            overdue = [
+                row
+                for row in await rows.running(session, tenant_id)
+                if is_overdue(row.status, container_expire_time(row), now)
+            ]
+        for row in overdue:
+            await self._refresh(row)
 
     async def _settle_refresh(
         self, container_id: uuid.UUID, upstream: UpstreamContainer | None, now: datetime
@@ -285,8 +319,8 @@ class ContainerService:
                 after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
             except ValueError:
                 raise pagination.invalid_page_token() from None
-        async with self._sessions.begin() as session:
-            await self._expire_overdue(session, identity.tenant_id, self._clock.now())
+        await self._confirm_overdue(identity.tenant_id)
+        async with self._sessions() as session:
             found = await rows.page(
                 session,
                 identity.tenant_id,
@@ -303,18 +337,6 @@ class ContainerService:
                 fingerprint, [last.created_at.isoformat(), str(last.id)]
             )
         return ContainerPage(containers=page, next_page_token=token)
-
-    async def _expire_overdue(self, session: AsyncSession, tenant_id: str, now: datetime) -> None:
-        """Marks the tenant's RUNNING containers whose expiry time passed as EXPIRED.
-
-        Expiry is known locally (last activity plus minutes), so an expired container neither
-        counts against the quota nor shows as RUNNING, even if nobody read it since.
-        """
-        for row in await rows.running(session, tenant_id):
-            if is_overdue(row.status, container_expire_time(row), now):
-                row.status = ContainerStatus.EXPIRED
-                row.updated_at = now
-        await session.flush()  # the queries that follow in this transaction must see it
 
     # --- delete ---------------------------------------------------------------------------
 

@@ -75,6 +75,12 @@ def translate_error(error: openai.OpenAIError) -> DomainError:
         return UpstreamUnavailable(
             f"upstream answered {error.status_code}", retry_after_seconds=_retry_after(error)
         )
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        # Our credentials, not the caller's request: nothing the caller can change.
+        return UpstreamUnavailable(
+            f"upstream refused the service's credentials ({error.status_code})",
+            reason="UPSTREAM_UNAUTHORIZED",
+        )
     if isinstance(error, openai.APIStatusError):
         return UpstreamRejected(f"upstream: {error.message}", http_status=error.status_code)
     if isinstance(error, openai.APITimeoutError):
