@@ -33,9 +33,7 @@ def _retry_info(seconds: float) -> error_details_pb2.RetryInfo:
 def _bad_request(violations: list[errors.FieldViolation]) -> error_details_pb2.BadRequest:
     return error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(
-                field=v.field, description=v.description
-            )
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
             for v in violations
         ]
     )
