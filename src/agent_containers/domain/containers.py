@@ -1,0 +1,181 @@
+"""Containers: the states a container goes through, and the rules about them.
+
+A container's life is ``CREATING -> RUNNING -> EXPIRED | DELETED``, plus ``FAILED`` when its
+creation failed upstream. Pure types and rules only: no I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from agent_containers.domain.errors import FieldViolation, InvalidArgument, MemoryTierNotAllowed
+
+
+class ContainerStatus(StrEnum):
+    """Where a container is in its life; stored as its value in ``containers.status``."""
+
+    CREATING = "CREATING"
+    RUNNING = "RUNNING"
+    EXPIRED = "EXPIRED"
+    DELETED = "DELETED"
+    FAILED = "FAILED"
+
+
+MEMORY_TIERS = ("1g", "4g", "16g", "64g")
+# OpenAI takes names of letters, digits, spaces, dots, dashes and underscores; a name that
+# starts with a letter or digit stays readable in listings and logs.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}")
+FILE_ID_PATTERN = re.compile(r"file-[A-Za-z0-9_-]{1,128}")
+MAX_FILE_IDS = 50
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY_LENGTH = 64
+MAX_METADATA_VALUE_LENGTH = 512
+LIVE_STATUSES = frozenset({ContainerStatus.CREATING, ContainerStatus.RUNNING})
+
+
+@dataclass(frozen=True)
+class ContainerPolicy:
+    """The limits a tenant's containers are held to."""
+
+    default_memory_tier: str
+    allowed_memory_tiers: tuple[str, ...]
+    default_expiry_minutes: int
+    max_expiry_minutes: int
+    max_containers: int
+
+
+@dataclass(frozen=True)
+class ContainerDraft:
+    """A create request as the caller sent it (zero values mean "not given")."""
+
+    name: str
+    memory_tier: str = ""
+    expiry_minutes: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+    file_ids: tuple[str, ...] = ()
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A validated create request with every default applied."""
+
+    name: str
+    memory_tier: str
+    expiry_minutes: int
+    metadata: dict[str, str]
+    file_ids: tuple[str, ...]
+    request_id: uuid.UUID | None
+
+
+def validate_draft(draft: ContainerDraft, policy: ContainerPolicy) -> ContainerSpec:
+    """Checks every field of a create request; reports all violations at once."""
+    violations: list[FieldViolation] = []
+    tier_not_allowed = False
+
+    if not draft.name:
+        violations.append(FieldViolation("container.name", "is required"))
+    elif not NAME_PATTERN.fullmatch(draft.name):
+        violations.append(
+            FieldViolation(
+                "container.name",
+                "must be 1-128 characters of letters, digits, space, '.', '_' and '-', "
+                "starting with a letter or digit",
+            )
+        )
+
+    tier = draft.memory_tier or policy.default_memory_tier
+    if tier not in MEMORY_TIERS:
+        violations.append(FieldViolation("container.memory_tier", f"unknown tier {tier!r}"))
+    elif tier not in policy.allowed_memory_tiers:
+        tier_not_allowed = True
+        allowed = ", ".join(policy.allowed_memory_tiers)
+        violations.append(
+            FieldViolation("container.memory_tier", f"tier {tier} is not allowed; use {allowed}")
+        )
+
+    minutes = draft.expiry_minutes or policy.default_expiry_minutes
+    if draft.expiry_minutes < 0 or minutes > policy.max_expiry_minutes:
+        violations.append(
+            FieldViolation(
+                "container.expires_after_minutes",
+                f"must be between 1 and {policy.max_expiry_minutes} (0 means the default)",
+            )
+        )
+
+    violations.extend(_metadata_violations(draft.metadata))
+
+    if len(draft.file_ids) > MAX_FILE_IDS:
+        violations.append(FieldViolation("file_ids", f"at most {MAX_FILE_IDS} files"))
+    for index, file_id in enumerate(draft.file_ids):
+        if not FILE_ID_PATTERN.fullmatch(file_id):
+            violations.append(
+                FieldViolation(f"file_ids[{index}]", "must be an OpenAI file id like file-abc123")
+            )
+
+    request_id: uuid.UUID | None = None
+    if draft.request_id:
+        try:
+            request_id = uuid.UUID(draft.request_id)
+        except ValueError:
+            violations.append(FieldViolation("request_id", "must be a UUID"))
+
+    if violations:
+        if tier_not_allowed and len(violations) == 1:
+            raise MemoryTierNotAllowed(violations)
+        raise InvalidArgument(violations)
+    return ContainerSpec(
+        name=draft.name,
+        memory_tier=tier,
+        expiry_minutes=minutes,
+        metadata=dict(draft.metadata),
+        file_ids=draft.file_ids,
+        request_id=request_id,
+    )
+
+
+def _metadata_violations(metadata: dict[str, str]) -> list[FieldViolation]:
+    violations: list[FieldViolation] = []
+    if len(metadata) > MAX_METADATA_PAIRS:
+        violations.append(
+            FieldViolation("container.metadata", f"at most {MAX_METADATA_PAIRS} pairs")
+        )
+    for key, value in metadata.items():
+        if not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH:
+            violations.append(
+                FieldViolation(
+                    f"container.metadata[{key[:MAX_METADATA_KEY_LENGTH]!r}]",
+                    f"keys must be 1-{MAX_METADATA_KEY_LENGTH} characters",
+                )
+            )
+        if len(value) > MAX_METADATA_VALUE_LENGTH:
+            violations.append(
+                FieldViolation(
+                    f"container.metadata[{key[:MAX_METADATA_KEY_LENGTH]!r}]",
+                    f"values must be at most {MAX_METADATA_VALUE_LENGTH} characters",
+                )
+            )
+    return violations
+
+
+def parse_container_id(value: str, field_name: str = "id") -> uuid.UUID:
+    """Parses a container id from a request, or reports the field as malformed."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        message = "is required" if not value else "must be a container id (a UUID)"
+        raise InvalidArgument([FieldViolation(field_name, message)]) from None
+
+
+def expire_time(last_active_at: datetime | None, minutes: int) -> datetime | None:
+    """When a container expires: `minutes` after it was last active."""
+    return None if last_active_at is None else last_active_at + timedelta(minutes=minutes)
+
+
+def is_overdue(status: ContainerStatus, expires_at: datetime | None, now: datetime) -> bool:
+    """A RUNNING container whose expiry time has passed, whatever upstream last said."""
+    return status is ContainerStatus.RUNNING and expires_at is not None and expires_at <= now
