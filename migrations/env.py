@@ -33,6 +33,9 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 
+MIGRATION_LOCK_KEY = 0x61637F_0001  # arbitrary, fixed: the advisory lock every migrator takes
+
+
 def database_url() -> str:
     url = config.attributes.get("url")
     if url:
@@ -64,6 +67,9 @@ def do_run_migrations(connection: Connection) -> None:
         **context_options(connection.dialect.name),
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas that start together migrate one at a time; the later ones find head.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         context.run_migrations()
         if connection.dialect.name == "sqlite":
             # Migrations run with foreign keys off (see store.migrations); prove nothing broke.

@@ -41,7 +41,7 @@ from agent_containers.store.migrations import (
     upgrade_to_head,
 )
 from agent_containers.store.models import AgentBindingRecord, Base, ContainerRecord
-from tests.support.databases import sqlite_url
+from tests.support.databases import PostgresServer, sqlite_url
 
 APP_TABLES = {"containers", "agent_containers"}
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -577,3 +577,39 @@ async def test_sqlite_read_check_write_is_serialized(sqlite_database: str) -> No
     finally:
         await engine.dispose()
     assert seen == [0, 1]
+
+
+async def test_concurrent_upgrades_on_postgresql_all_succeed(
+    require_postgres: PostgresServer,
+) -> None:
+    """Replicas starting together each run `migrate`; one migrates, the others find head.
+
+    Separate processes, as in a deployment (Alembic's context is process-global state).
+    """
+    url = await require_postgres.create_database()
+    try:
+        env = {**os.environ, "AGENT_CONTAINERS_DATABASE_URL": url}
+        migrators = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "agent_containers.cli",
+                "migrate",
+                env=env,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for _ in range(3)
+        ]
+        outcomes = [await migrator.communicate() for migrator in migrators]
+        assert [m.returncode for m in migrators] == [0, 0, 0], [e.decode() for _, e in outcomes]
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                versions = (
+                    await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+                ).all()
+        finally:
+            await engine.dispose()
+        assert len(versions) == 1
+    finally:
+        await require_postgres.drop_database(url)
