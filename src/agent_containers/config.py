@@ -12,7 +12,8 @@ from typing import Annotated, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-MEMORY_TIERS = ("1g", "4g", "16g", "64g")
+from agent_containers.domain.containers import MEMORY_TIERS
+from agent_containers.domain.tools import FallbackPolicy
 
 
 class UpstreamKind(StrEnum):
@@ -54,7 +55,24 @@ class Settings(BaseSettings):
     default_memory_tier: str = Field(default="1g", description="tier when a create names none")
     allowed_memory_tiers: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["1g", "4g"],
-        description="comma-separated tiers a create may ask for",
+        description="comma-separated tiers a container create or an auto tool may ask for",
+    )
+    auto_memory_tier: str = Field(
+        default="1g", description="memory tier of an auto tool when the agent's config names none"
+    )
+    fallback_policy: FallbackPolicy = Field(
+        default=FallbackPolicy.AUTO,
+        description="forced explicit mode with no live container: auto (fall back) or error",
+    )
+    expiry_safety_margin_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="a container expiring within this counts as expired for resolution",
+    )
+    resolution_cache_max_age_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="longest a resolution cache entry is served without a reload",
     )
     max_containers_per_tenant: int = Field(
         default=20, ge=1, description="CREATING + RUNNING containers a tenant may hold"
@@ -104,6 +122,11 @@ class Settings(BaseSettings):
         if self.default_memory_tier not in self.allowed_memory_tiers:
             raise ValueError(
                 f"default_memory_tier {self.default_memory_tier!r} is not in "
+                f"allowed_memory_tiers {self.allowed_memory_tiers}"
+            )
+        if self.auto_memory_tier not in self.allowed_memory_tiers:
+            raise ValueError(
+                f"auto_memory_tier {self.auto_memory_tier!r} is not in "
                 f"allowed_memory_tiers {self.allowed_memory_tiers}"
             )
         if self.default_expiry_minutes > self.max_expiry_minutes:

@@ -20,19 +20,22 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agent_containers.api.bindings import AgentBindingServicer
 from agent_containers.api.containers import ContainerServicer
 from agent_containers.api.errors import ErrorInterceptor
 from agent_containers.api.identity import IdentityInterceptor
-from agent_containers.api.pending import (
-    PendingAgentBindingServicer,
-    PendingToolResolutionServicer,
-)
+from agent_containers.api.tools import ToolResolutionServicer
 from agent_containers.config import Settings
 from agent_containers.domain.clock import Clock, SystemClock
 from agent_containers.domain.containers import ContainerPolicy
+from agent_containers.domain.tools import ResolutionPolicy
+from agent_containers.services.bindings import BindingService
 from agent_containers.services.containers import ContainerService
-from agent_containers.store.database import create_engine, create_session_factory
+from agent_containers.services.resolution_cache import ResolutionCache
+from agent_containers.services.tools import ToolResolutionService
+from agent_containers.store.database import create_engine, create_session_factory, is_postgresql
 from agent_containers.store.migrations import upgrade_to_head
+from agent_containers.store.notifications import InvalidationListener
 from agent_containers.upstream.emulator import EmulatorServer
 from agent_containers.upstream.gateway import ContainersGateway
 
@@ -75,6 +78,18 @@ class AgentContainersServer:
         self._gateway: ContainersGateway | None = None
         self._containers: ContainerService | None = None
         self._server: grpc.aio.Server | None = None
+        # Several processes can share PostgreSQL: they keep each other's caches coherent.
+        shared = is_postgresql(self._engine)
+        self.cache = ResolutionCache(
+            max_age_seconds=settings.resolution_cache_max_age_seconds, shared=shared
+        )
+        self._listener = (
+            InvalidationListener(
+                settings.database_url, self.cache.on_notification, self.cache.on_listener
+            )
+            if shared
+            else None
+        )
 
     async def start(self, *, migrate: bool = True) -> int:
         """Migrates the database (unless told not to), binds and serves; returns the port."""
@@ -82,8 +97,11 @@ class AgentContainersServer:
         if migrate:
             await upgrade_to_head(settings.database_url)
         self._gateway = await self._connect_upstream()
+        if self._listener is not None:
+            self._listener.start()
+        sessions = create_session_factory(self._engine)
         self._containers = ContainerService(
-            create_session_factory(self._engine),
+            sessions,
             self._gateway,
             ContainerPolicy(
                 default_memory_tier=settings.default_memory_tier,
@@ -93,10 +111,26 @@ class AgentContainersServer:
                 max_containers=settings.max_containers_per_tenant,
             ),
             self.clock,
+            self.cache,
             refresh_staleness=timedelta(seconds=settings.refresh_staleness_seconds),
             settle_timeout_seconds=settings.openai_timeout_seconds
             * (settings.openai_max_retries + 1)
             + 5,
+        )
+        bindings = BindingService(sessions, self._containers, self.cache, self.clock)
+        tools = ToolResolutionService(
+            sessions,
+            self._containers,
+            bindings,
+            self.cache,
+            ResolutionPolicy(
+                auto_memory_tier=settings.auto_memory_tier,
+                allowed_memory_tiers=tuple(settings.allowed_memory_tiers),
+                fallback_policy=settings.fallback_policy,
+                expiry_margin=timedelta(seconds=settings.expiry_safety_margin_seconds),
+            ),
+            self.clock,
+            upstream_available=not settings.uses_emulator,
         )
         server = grpc.aio.server(
             interceptors=[ErrorInterceptor(), IdentityInterceptor()],
@@ -106,10 +140,10 @@ class AgentContainersServer:
             ContainerServicer(self._containers), server
         )
         binding_service_pb2_grpc.add_AgentBindingServiceServicer_to_server(
-            PendingAgentBindingServicer(), server
+            AgentBindingServicer(bindings), server
         )
         tool_service_pb2_grpc.add_ToolResolutionServiceServicer_to_server(
-            PendingToolResolutionServicer(), server
+            ToolResolutionServicer(tools), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -156,6 +190,8 @@ class AgentContainersServer:
             await self._server.stop(self.settings.shutdown_grace_seconds)
         if self._containers is not None:
             await self._containers.wait_settled()
+        if self._listener is not None:
+            await self._listener.stop()
         if self._gateway is not None:
             await self._gateway.aclose()
         if self.emulator is not None:

@@ -3,55 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 from pathlib import Path
 
 import grpc
 import openai
 from agentcontainers.v1 import container_pb2, container_service_pb2, container_service_pb2_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import inspect
 
 from agent_containers.store.database import create_engine
+from tests.support.processes import CLI, clean_env, free_port, wait_serving
 from tests.support.service import identity
-
-CLI = [sys.executable, "-m", "agent_containers.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any setting or key that would change the defaults."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AGENT_CONTAINERS_") and key != "OPENAI_API_KEY"
-    }
-    env.update(extra)
-    return env
-
-
-async def wait_serving(address: str, process: asyncio.subprocess.Process) -> None:
-    async with grpc.aio.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        for _ in range(200):
-            if process.returncode is not None:
-                raise AssertionError("the server exited before serving")
-            try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the server did not become SERVING")
 
 
 async def test_serve_on_embedded_defaults(tmp_path: Path) -> None:

@@ -6,12 +6,7 @@ import asyncio
 
 import grpc
 import pytest
-from agentcontainers.v1 import (
-    binding_service_pb2,
-    container_pb2,
-    container_service_pb2,
-    tool_service_pb2,
-)
+from agentcontainers.v1 import container_pb2, container_service_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import text
@@ -47,14 +42,6 @@ UNIMPLEMENTED_UNARY = [
     ("containers", "ListContainerFiles", container_service_pb2.ListContainerFilesRequest()),
     ("containers", "GetContainerFile", container_service_pb2.GetContainerFileRequest()),
     ("containers", "DeleteContainerFile", container_service_pb2.DeleteContainerFileRequest()),
-    ("bindings", "BindContainer", binding_service_pb2.BindContainerRequest()),
-    ("bindings", "UnbindContainer", binding_service_pb2.UnbindContainerRequest()),
-    ("bindings", "GetAgentBinding", binding_service_pb2.GetAgentBindingRequest()),
-    ("bindings", "ListAgentBindings", binding_service_pb2.ListAgentBindingsRequest()),
-    ("tools", "ResolveTool", tool_service_pb2.ResolveToolRequest()),
-    ("tools", "BatchResolveTools", tool_service_pb2.BatchResolveToolsRequest()),
-    ("tools", "ValidateAgentSpec", tool_service_pb2.ValidateAgentSpecRequest()),
-    ("tools", "ListTools", tool_service_pb2.ListToolsRequest()),
 ]
 
 
@@ -63,7 +50,7 @@ UNIMPLEMENTED_UNARY = [
     UNIMPLEMENTED_UNARY,
     ids=[rpc for _, rpc, _ in UNIMPLEMENTED_UNARY],
 )
-async def test_later_rpcs_answer_unimplemented(
+async def test_file_rpcs_answer_unimplemented(
     service: RunningService, stub: str, rpc: str, request_message: object
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:

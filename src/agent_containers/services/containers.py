@@ -41,8 +41,10 @@ from agent_containers.domain.errors import (
     UpstreamUnavailable,
 )
 from agent_containers.domain.identity import Identity
+from agent_containers.services.resolution_cache import ResolutionCache
 from agent_containers.store import containers as rows
 from agent_containers.store.models import ContainerRecord
+from agent_containers.store.notifications import binding_changed, container_changed
 from agent_containers.upstream.gateway import ContainersGateway, UpstreamContainer
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class ContainerService:
         gateway: ContainersGateway,
         policy: ContainerPolicy,
         clock: Clock,
+        cache: ResolutionCache,
         *,
         refresh_staleness: timedelta,
         settle_timeout_seconds: float,
@@ -81,6 +84,7 @@ class ContainerService:
         self._gateway = gateway
         self._policy = policy
         self._clock = clock
+        self._cache = cache
         self._refresh_staleness = refresh_staleness
         self._settle_timeout = settle_timeout_seconds
         # Creates that go on after their caller hung up; kept so they are not garbage collected.
@@ -164,6 +168,7 @@ class ContainerService:
                 # On create, a 404 names something the request referred to (a file id).
                 raise UpstreamRejected(error.message, http_status=404) from error
             raise
+        changed = [container_changed(row.tenant_id, row.id)]
         async with self._sessions.begin() as session:
             settled = await session.get(ContainerRecord, row.id)
             assert settled is not None
@@ -173,6 +178,8 @@ class ContainerService:
             settled.last_active_at = created.last_active_at or now
             settled.refreshed_at = now
             settled.updated_at = now
+            await self._cache.announce(session, changed)
+        self._cache.evict(changed)
         log.info(
             "container created",
             extra={
@@ -195,6 +202,9 @@ class ContainerService:
             failed.request_id = None
             failed.deleted_at = now
             failed.updated_at = now
+            changed = [container_changed(failed.tenant_id, container_id)]
+            await self._cache.announce(session, changed)
+        self._cache.evict(changed)
         log.warning(
             "container creation failed",
             extra={
@@ -291,6 +301,9 @@ class ContainerService:
                     }
             row.refreshed_at = now
             row.updated_at = now
+            changed = [container_changed(row.tenant_id, row.id)]
+            await self._cache.announce(session, changed)
+        self._cache.evict(changed)
         return row
 
     # --- list -----------------------------------------------------------------------------
@@ -364,7 +377,11 @@ class ContainerService:
             deleted.status = ContainerStatus.DELETED
             deleted.deleted_at = deleted.deleted_at or now
             deleted.updated_at = now
-            await rows.delete_bindings(session, container_id)
+            unbound = await rows.delete_bindings(session, container_id)
+            changed = [container_changed(row.tenant_id, container_id)]
+            changed += [binding_changed(row.tenant_id, agent_key) for agent_key in unbound]
+            await self._cache.announce(session, changed)
+        self._cache.evict(changed)
         log.info(
             "container deleted",
             extra={

@@ -108,8 +108,11 @@ async def page(
     return (await session.scalars(query)).all()
 
 
-async def delete_bindings(session: AsyncSession, container_id: uuid.UUID) -> None:
-    """Removes every agent binding to the container."""
-    await session.execute(
-        sa.delete(AgentBindingRecord).where(AgentBindingRecord.container_id == container_id)
+async def delete_bindings(session: AsyncSession, container_id: uuid.UUID) -> list[str]:
+    """Removes every agent binding to the container; returns the agents' keys."""
+    result = await session.execute(
+        sa.delete(AgentBindingRecord)
+        .where(AgentBindingRecord.container_id == container_id)
+        .returning(AgentBindingRecord.agent_key)
     )
+    return list(result.scalars().all())

@@ -1,0 +1,140 @@
+"""Agent bindings: an agent runs its code interpreter in the container it is bound to."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agent_containers.domain import pagination
+from agent_containers.domain.clock import Clock
+from agent_containers.domain.containers import ContainerStatus, parse_container_id
+from agent_containers.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PreconditionViolation,
+)
+from agent_containers.domain.identity import Identity
+from agent_containers.domain.tools import parse_optional_container_id, validate_agent_key
+from agent_containers.services.containers import ContainerService
+from agent_containers.services.resolution_cache import ResolutionCache
+from agent_containers.store import bindings as rows
+from agent_containers.store.bindings import BindingRow
+from agent_containers.store.notifications import binding_changed
+
+BINDING = "binding"
+
+
+@dataclass(frozen=True)
+class BindingPage:
+    """One page of a binding listing."""
+
+    bindings: Sequence[BindingRow]
+    next_page_token: str
+
+
+def _checked_agent_key(agent_key: str) -> str:
+    violations = validate_agent_key(agent_key)
+    if violations:
+        raise InvalidArgument(violations)
+    return agent_key
+
+
+def _not_bound(agent_key: str) -> NotFound:
+    return NotFound(BINDING, f"agents/{agent_key}/binding", reason="BINDING_NOT_FOUND")
+
+
+class BindingService:
+    """Bind, unbind, get and list a tenant's agent bindings."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        containers: ContainerService,
+        cache: ResolutionCache,
+        clock: Clock,
+    ) -> None:
+        self._sessions = sessions
+        self._containers = containers
+        self._cache = cache
+        self._clock = clock
+
+    async def bind(self, identity: Identity, agent_key: str, container_id: str) -> BindingRow:
+        _checked_agent_key(agent_key)
+        target = parse_container_id(container_id, "container_id")
+        # Read through the container service first: a stale or overdue copy is refreshed from
+        # upstream, so a container that expired there is refused here.
+        await self._containers.get(identity, target)
+        tenant = identity.tenant_id
+        changed = [binding_changed(tenant, agent_key)]
+        async with self._sessions.begin() as session:
+            container = await rows.lock_container(session, tenant, target)
+            if container is None:  # deleted between the read and the lock? it stays hidden
+                raise NotFound("container", str(target), reason="CONTAINER_NOT_FOUND")
+            if container.status is not ContainerStatus.RUNNING:
+                raise _unbindable(container.id, container.status)
+            await rows.upsert(session, tenant, agent_key, target, self._clock.now())
+            await self._cache.announce(session, changed)
+        self._cache.evict(changed)
+        return await self.get(identity, agent_key)
+
+    async def unbind(self, identity: Identity, agent_key: str) -> BindingRow:
+        _checked_agent_key(agent_key)
+        tenant = identity.tenant_id
+        changed = [binding_changed(tenant, agent_key)]
+        async with self._sessions.begin() as session:
+            found = await rows.get(session, tenant, agent_key)
+            if found is None:
+                raise _not_bound(agent_key)
+            await rows.delete(session, tenant, agent_key)
+            await self._cache.announce(session, changed)
+        self._cache.evict(changed)
+        return found
+
+    async def get(self, identity: Identity, agent_key: str) -> BindingRow:
+        _checked_agent_key(agent_key)
+        async with self._sessions() as session:
+            found = await rows.get(session, identity.tenant_id, agent_key)
+        if found is None:
+            raise _not_bound(agent_key)
+        return found
+
+    async def find(self, identity: Identity, agent_key: str) -> BindingRow | None:
+        """The binding, or None (for the tool catalog)."""
+        async with self._sessions() as session:
+            return await rows.get(session, identity.tenant_id, agent_key)
+
+    async def list(
+        self, identity: Identity, *, page_size: int, page_token: str, container_id: str
+    ) -> BindingPage:
+        size = pagination.page_size(page_size)
+        target, violations = parse_optional_container_id(container_id, "container_id")
+        if violations:
+            raise InvalidArgument(violations)
+        fingerprint = pagination.query_fingerprint("bindings", identity.tenant_id, container_id)
+        key = pagination.decode_page_token(page_token, fingerprint, 1)
+        async with self._sessions() as session:
+            found = await rows.page(
+                session,
+                identity.tenant_id,
+                container_id=target,
+                after=key[0] if key else None,
+                limit=size + 1,
+            )
+        page = found[:size]
+        token = ""
+        if len(found) > size:
+            token = pagination.encode_page_token(fingerprint, [page[-1][0].agent_key])
+        return BindingPage(bindings=page, next_page_token=token)
+
+
+def _unbindable(container_id: uuid.UUID, status: ContainerStatus) -> FailedPrecondition:
+    reason = "CONTAINER_EXPIRED" if status is ContainerStatus.EXPIRED else "CONTAINER_NOT_RUNNING"
+    return FailedPrecondition(
+        f"container {container_id} is {status.value}; only a RUNNING container can be bound",
+        [PreconditionViolation("STATE", f"containers/{container_id}", f"state is {status.value}")],
+        reason=reason,
+    )

@@ -1,0 +1,235 @@
+"""Tool resolution: the hot path every agent run asks for, served from memory when it can."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agent_containers.domain.clock import Clock
+from agent_containers.domain.containers import ContainerStatus, expire_time
+from agent_containers.domain.errors import (
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PreconditionViolation,
+)
+from agent_containers.domain.identity import Identity
+from agent_containers.domain.tools import (
+    CODE_INTERPRETER,
+    KNOWN_TOOLS,
+    ContainerSnapshot,
+    FallbackPolicy,
+    FallbackReason,
+    Resolution,
+    ResolutionPolicy,
+    ToolMode,
+    ToolRequest,
+    decide,
+    first_candidate,
+    parse_optional_container_id,
+    unfit_reason,
+    validate_agent_key,
+    validate_config,
+)
+from agent_containers.services.bindings import BindingService
+from agent_containers.services.containers import ContainerService
+from agent_containers.services.resolution_cache import ResolutionCache
+from agent_containers.store import bindings as binding_rows
+from agent_containers.store import containers as container_rows
+from agent_containers.store.bindings import BindingRow
+from agent_containers.store.models import ContainerRecord
+
+# A local expiry verdict is a prediction (activity through OpenAI moves the real one): these
+# reasons are checked with upstream before they are believed.
+_ASK_UPSTREAM = (FallbackReason.CONTAINER_EXPIRED, FallbackReason.CONTAINER_EXPIRING)
+
+
+def snapshot_of(row: ContainerRecord) -> ContainerSnapshot:
+    return ContainerSnapshot(
+        container_id=row.id,
+        openai_id=row.openai_id,
+        status=row.status,
+        expire_time=expire_time(row.last_active_at, int(row.expires_after["minutes"])),
+    )
+
+
+@dataclass(frozen=True)
+class ToolEntry:
+    """One tool of the catalog, with the asking agent's binding."""
+
+    name: str
+    available: bool
+    modes: tuple[ToolMode, ...]
+    binding: BindingRow | None
+    binding_live: bool
+
+
+class ToolResolutionService:
+    """Resolve one tool, a whole agent spec, validate a spec, and list the tool catalog."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        containers: ContainerService,
+        bindings: BindingService,
+        cache: ResolutionCache,
+        policy: ResolutionPolicy,
+        clock: Clock,
+        *,
+        upstream_available: bool,
+    ) -> None:
+        self._sessions = sessions
+        self._containers = containers
+        self._bindings = bindings
+        self._cache = cache
+        self._policy = policy
+        self._clock = clock
+        self._upstream_available = upstream_available
+
+    async def resolve(self, identity: Identity, request: ToolRequest) -> Resolution:
+        if request.tool not in KNOWN_TOOLS:
+            raise NotFound("tool", request.tool, reason="TOOL_NOT_FOUND")
+        violations = validate_agent_key(request.agent_key) + self._request_violations(
+            request, "config", "container_override"
+        )
+        if violations:
+            raise InvalidArgument(violations)
+        return await self._resolve(identity, request, self._policy)
+
+    async def resolve_spec(
+        self, identity: Identity, agent_key: str, requests: Sequence[ToolRequest]
+    ) -> list[Resolution]:
+        return await self._resolve_all(identity, agent_key, requests, self._policy)
+
+    async def validate_spec(
+        self, identity: Identity, agent_key: str, requests: Sequence[ToolRequest]
+    ) -> list[Resolution]:
+        # A runtime validates to refuse building an agent whose forced explicit container is
+        # missing: that is a violation here whatever the fallback policy.
+        strict = ResolutionPolicy(
+            auto_memory_tier=self._policy.auto_memory_tier,
+            allowed_memory_tiers=self._policy.allowed_memory_tiers,
+            fallback_policy=FallbackPolicy.ERROR,
+            expiry_margin=self._policy.expiry_margin,
+        )
+        return await self._resolve_all(identity, agent_key, requests, strict)
+
+    async def catalog(self, identity: Identity, agent_key: str) -> list[ToolEntry]:
+        violations = validate_agent_key(agent_key)
+        if violations:
+            raise InvalidArgument(violations)
+        binding = await self._bindings.find(identity, agent_key)
+        live = binding is not None and (
+            unfit_reason(snapshot_of(binding[1]), self._clock.now(), self._policy.expiry_margin)
+            is None
+        )
+        return [
+            ToolEntry(
+                name=CODE_INTERPRETER,
+                available=self._upstream_available,
+                modes=(ToolMode.AUTO, ToolMode.EXPLICIT),
+                binding=binding,
+                binding_live=live,
+            )
+        ]
+
+    # --- the resolution itself -----------------------------------------------------------
+
+    def _request_violations(
+        self, request: ToolRequest, config_field: str, override_field: str
+    ) -> list[FieldViolation]:
+        return (
+            validate_config(request.config, self._policy, config_field)
+            + (parse_optional_container_id(request.container_override, override_field)[1])
+        )
+
+    async def _resolve_all(
+        self,
+        identity: Identity,
+        agent_key: str,
+        requests: Sequence[ToolRequest],
+        policy: ResolutionPolicy,
+    ) -> list[Resolution]:
+        """Every tool of a spec; all violations of all tools are reported at once."""
+        field_violations = validate_agent_key(agent_key)
+        for index, request in enumerate(requests):
+            prefix = f"spec.tools[{index}]"
+            if request.tool not in KNOWN_TOOLS:
+                field_violations.append(
+                    FieldViolation(f"{prefix}.tool", f"unknown tool {request.tool!r}")
+                )
+            field_violations += self._request_violations(
+                request, f"{prefix}.code_interpreter", "container_override"
+            )
+        if field_violations:
+            raise InvalidArgument(field_violations)
+        resolutions: list[Resolution] = []
+        unmet: list[PreconditionViolation] = []
+        for request in requests:
+            try:
+                resolutions.append(await self._resolve(identity, request, policy))
+            except FailedPrecondition as error:
+                unmet += error.violations
+        if unmet:
+            raise FailedPrecondition(
+                f"agent {agent_key!r}: {len(unmet)} tool(s) cannot be resolved",
+                unmet,
+                reason=unmet[0].type,
+            )
+        return resolutions
+
+    async def _resolve(
+        self, identity: Identity, request: ToolRequest, policy: ResolutionPolicy
+    ) -> Resolution:
+        tenant = identity.tenant_id
+        config = request.config
+        override, _ = parse_optional_container_id(request.container_override, "")
+        named, _ = parse_optional_container_id(config.container_id, "")
+        bound: uuid.UUID | None = None
+        if config.mode is ToolMode.AUTO and override is None:
+            return decide(request, None, None, self._clock.now(), policy)
+        if override is None and named is None:
+            bound = await self._cache.binding(
+                tenant, request.agent_key, lambda: self._load_binding(tenant, request.agent_key)
+            )
+        candidate = first_candidate(override, named, bound)
+        snapshot = None
+        if candidate is not None:
+            snapshot = await self._cache.container(
+                tenant,
+                candidate.container_id,
+                lambda: self._load_container(tenant, candidate.container_id),
+            )
+            now = self._clock.now()
+            if (
+                snapshot is not None
+                and snapshot.status is ContainerStatus.RUNNING
+                and unfit_reason(snapshot, now, policy.expiry_margin) in _ASK_UPSTREAM
+            ):
+                snapshot = await self._confirm(identity, candidate.container_id, snapshot)
+        return decide(request, candidate, snapshot, self._clock.now(), policy)
+
+    async def _confirm(
+        self, identity: Identity, container_id: uuid.UUID, snapshot: ContainerSnapshot
+    ) -> ContainerSnapshot:
+        """Reads the container through the container service (refreshed when stale)."""
+        try:
+            return snapshot_of(await self._containers.get(identity, container_id))
+        except DomainError:
+            return snapshot  # judged on what we know: never handed out while it looks expired
+
+    async def _load_binding(self, tenant_id: str, agent_key: str) -> uuid.UUID | None:
+        async with self._sessions() as session:
+            return await binding_rows.bound_container_id(session, tenant_id, agent_key)
+
+    async def _load_container(
+        self, tenant_id: str, container_id: uuid.UUID
+    ) -> ContainerSnapshot | None:
+        async with self._sessions() as session:
+            row = await container_rows.get(session, tenant_id, container_id)
+        return None if row is None else snapshot_of(row)
