@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_DIR := tools/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 BUF := $(NODE_DIR)/node_modules/.bin/buf
 
 .PHONY: run test lint typecheck protolint protos pytest lock clean startup
@@ -15,9 +16,10 @@ $(STAMP): requirements/dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-$(BUF): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+# Node tools: buf (proto lint) and the gRPC client libraries the Node client tests use.
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --silent --no-audit --no-fund
-	touch $(BUF)
+	touch $(NODE_STAMP)
 
 ## run: the service on its embedded defaults (gRPC on 127.0.0.1:50051)
 run: $(STAMP)
@@ -33,11 +35,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-protolint: $(BUF)
+protolint: $(NODE_STAMP)
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest
 
 ## protos: regenerate generated/ from protos/

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,6 +17,8 @@ from tests.support.clock import FakeClock
 from tests.support.service import RunningService, service_settings
 
 StartService = Callable[..., Awaitable[RunningService]]
+NODE_MODULES = Path(__file__).resolve().parents[2] / "tools" / "node" / "node_modules"
+NODE_PACKAGES = ("@grpc/grpc-js", "@grpc/proto-loader")
 
 
 @pytest.fixture
@@ -44,3 +49,21 @@ async def start_service(migrated_database_url: str) -> AsyncIterator[StartServic
 async def service(start_service: StartService) -> RunningService:
     """A server with the default test settings."""
     return await start_service()
+
+
+@pytest.fixture
+def node() -> str:
+    """The `node` executable; skip when it or the Node gRPC libraries are missing (fail in CI)."""
+    executable = shutil.which("node")
+    if executable is None:
+        reason = "node is not on PATH; install Node.js (v18+) to run the Node tests"
+    elif missing := [name for name in NODE_PACKAGES if not (NODE_MODULES / name).is_dir()]:
+        reason = (
+            f"{', '.join(missing)} not installed in tools/node; "
+            "run `make pytest` or `cd tools/node && npm ci`"
+        )
+    else:
+        return executable
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this is an error)", pytrace=False)
+    pytest.skip(reason)
