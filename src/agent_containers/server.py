@@ -149,9 +149,7 @@ class AgentContainersServer:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        self.port = server.add_insecure_port(settings.listen_address)
-        if self.port == 0:
-            raise RuntimeError(f"could not bind {settings.listen_address}")
+        self.port = server.add_insecure_port(settings.listen_address)  # raises when it cannot
         await server.start()
         self._server = server
         for name in ("", *SERVICE_NAMES):
@@ -207,8 +205,8 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    await server.start()
     try:
+        await server.start()
         await stopping.wait()
         log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
     finally:

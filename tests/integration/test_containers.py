@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -11,8 +12,10 @@ from agentcontainers.v1 import container_pb2, container_service_pb2
 from google.rpc import error_details_pb2
 from sqlalchemy import select
 
+from agent_containers.domain.containers import ContainerStatus
+from agent_containers.services.containers import upstream_name
 from agent_containers.store.database import create_engine, create_session_factory
-from agent_containers.store.models import AgentBindingRecord
+from agent_containers.store.models import AgentBindingRecord, ContainerRecord
 from tests.integration.conftest import StartService
 from tests.support.service import RunningService, error_info, identity, unpack
 
@@ -49,7 +52,7 @@ async def test_create_get_list_delete(service: RunningService) -> None:
     assert created.expire_time.ToSeconds() == created.last_active_time.ToSeconds() + 20 * 60
 
     upstream = service.emulator.state.containers[created.openai_container_id]
-    assert upstream.name == "analysis"
+    assert upstream.name == f"ac-{created.id}"  # traceable to its row, unique across tenants
     assert upstream.memory_limit == "4g"
 
     fetched = await service.containers.GetContainer(
@@ -250,6 +253,9 @@ async def test_page_walk_returns_each_container_once(start_service: StartService
     service = await start_service(max_containers_per_tenant=300)
     ids: set[str] = set()
     for batch in range(10):
+        # Ten distinct creation times, 25 rows sharing each: both halves of the keyset
+        # predicate (earlier time; same time, smaller id) carry the walk.
+        service.clock.advance(seconds=1)
         created = await asyncio.gather(
             *(service.create(f"c{batch:02d}-{i:02d}") for i in range(25))
         )
@@ -425,3 +431,66 @@ async def test_unreachable_upstream_is_unavailable(start_service: StartService) 
         await service.create("nowhere")
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
     assert error_info(failed.value).reason == "UPSTREAM_UNAVAILABLE"
+
+
+async def test_a_caller_hanging_up_does_not_strand_the_create(service: RunningService) -> None:
+    service.emulator.state.latency = 0.5
+    with pytest.raises(grpc.aio.AioRpcError) as hung_up:
+        await service.containers.CreateContainer(
+            pb.CreateContainerRequest(container=container_pb2.Container(name="impatient")),
+            metadata=identity(),
+            timeout=0.1,
+        )
+    assert hung_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await service.server.stop()  # waits for the create its caller left behind
+    state = service.emulator.state
+    assert [c.name.startswith("ac-") for c in state.containers.values()] == [True]
+
+
+async def test_create_is_attempted_once_upstream(start_service: StartService) -> None:
+    """The SDK would retry a timed-out POST and could leave duplicates: create is not retried."""
+    service = await start_service(openai_max_retries=3, openai_timeout_seconds=0.3)
+    service.emulator.state.latency = 1.0
+    with pytest.raises(grpc.aio.AioRpcError) as timed_out:
+        await service.create("slow")
+    assert timed_out.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert service.emulator.state.calls["containers.create"] == 1
+    # Before failing it, the service looked for the container under its upstream name.
+    assert service.emulator.state.calls["containers.list"] >= 1
+    assert [c.state for c in await list_all(service, show_deleted=True)] == [
+        State.CONTAINER_STATE_FAILED
+    ]
+
+
+async def test_rows_abandoned_in_creating_are_reconciled(
+    service: RunningService, migrated_database_url: str
+) -> None:
+    engine = create_engine(migrated_database_url)
+    sessions = create_session_factory(engine)
+    long_ago = service.clock.now() - timedelta(hours=1)
+    made, lost = uuid.uuid4(), uuid.uuid4()
+    try:
+        async with sessions.begin() as session:
+            for container_id, name in ((made, "made"), (lost, "lost")):
+                session.add(
+                    ContainerRecord(
+                        id=container_id,
+                        tenant_id="acme",
+                        owner_user_id="alice",
+                        name=name,
+                        memory_limit="1g",
+                        status=ContainerStatus.CREATING,
+                        expires_after={"anchor": "last_active_at", "minutes": 20},
+                        created_at=long_ago,
+                        updated_at=long_ago,
+                    )
+                )
+    finally:
+        await engine.dispose()
+    # A process crashed after upstream created "made" and before it wrote RUNNING.
+    upstream = service.emulator.state.create_container(upstream_name(made))
+    listed = {c.name: c for c in await list_all(service, show_deleted=True)}
+    assert listed["made"].state == State.CONTAINER_STATE_RUNNING
+    assert listed["made"].openai_container_id == upstream.id
+    assert listed["lost"].state == State.CONTAINER_STATE_FAILED
+    assert "abandoned" in listed["lost"].failure_reason

@@ -9,6 +9,7 @@ import pytest
 from agentcontainers.v1 import container_pb2, container_service_pb2
 from google.rpc import error_details_pb2
 
+from agent_containers.domain import pagination
 from tests.support.service import RunningService, error_info, identity, unpack
 
 pb = container_service_pb2
@@ -172,3 +173,36 @@ async def test_missing_container_is_not_found(service: RunningService) -> None:
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     info = unpack(missing.value, error_details_pb2.ResourceInfo)
     assert info.resource_type == "container"
+
+
+@pytest.mark.parametrize(
+    "forged_key",
+    [
+        ["2026-01-01T00:00:00", "6f1c1d9e-8d0e-4c1e-9a57-1f3a0c9e2b11"],  # no time zone
+        ["0001-01-01T00:00:00+05:00", "6f1c1d9e-8d0e-4c1e-9a57-1f3a0c9e2b11"],  # overflows
+        ["2026-01-01T00:00:00+00:00", "not-a-uuid"],
+    ],
+)
+async def test_forged_page_tokens_are_invalid_argument(
+    service: RunningService, forged_key: list[str]
+) -> None:
+    """The fingerprint is no secret: a token built by hand must still be refused cleanly."""
+    fingerprint = pagination.query_fingerprint("containers", "acme", None, False)
+    token = pagination.encode_page_token(fingerprint, forged_key)
+    for page_token in (token, "W" * 100_000):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await service.containers.ListContainers(
+                pb.ListContainersRequest(page_token=page_token), metadata=identity()
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert violations(refused.value) == ["page_token"]
+
+
+async def test_control_characters_in_metadata_are_refused(service: RunningService) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.containers.CreateContainer(
+            pb.CreateContainerRequest(container=Container(name="a", metadata={"k": "a\x00b"})),
+            metadata=identity(),
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(refused.value) == ["container.metadata['k']"]

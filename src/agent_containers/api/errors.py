@@ -129,13 +129,22 @@ async def _abort_unexpected(
     await _abort(context, rpc_status.to_status(status))
 
 
+async def _abort_domain(
+    method: str, error: errors.DomainError, context: grpc.aio.ServicerContext[Any, Any]
+) -> None:
+    code, _ = _code_and_detail(error)
+    if code == code_pb2.INTERNAL:  # a domain error no RPC should let out: a bug, so a trace id
+        await _abort_unexpected(method, error, context)
+    await _abort(context, to_status(error))
+
+
 async def _around_unary(
     method: str, inner: Behaviour, request: Any, context: grpc.aio.ServicerContext[Any, Any]
 ) -> Any:
     try:
         return await inner(request, context)
     except errors.DomainError as error:
-        await _abort(context, to_status(error))
+        await _abort_domain(method, error, context)
     except grpc.aio.AbortError:
         raise
     except Exception as error:
@@ -149,7 +158,7 @@ async def _around_stream(
         async for response in inner(request, context):
             yield response
     except errors.DomainError as error:
-        await _abort(context, to_status(error))
+        await _abort_domain(method, error, context)
     except grpc.aio.AbortError:
         raise
     except Exception as error:

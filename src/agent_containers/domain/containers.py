@@ -34,6 +34,8 @@ MAX_FILE_IDS = 50
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_LENGTH = 64
 MAX_METADATA_VALUE_LENGTH = 512
+# NUL cannot be stored in PostgreSQL's JSONB; no control character belongs in a label.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 LIVE_STATUSES = frozenset({ContainerStatus.CREATING, ContainerStatus.RUNNING})
 
 
@@ -145,6 +147,13 @@ def _metadata_violations(metadata: dict[str, str]) -> list[FieldViolation]:
             FieldViolation("container.metadata", f"at most {MAX_METADATA_PAIRS} pairs")
         )
     for key, value in metadata.items():
+        if _CONTROL_CHARACTERS.search(key) or _CONTROL_CHARACTERS.search(value):
+            violations.append(
+                FieldViolation(
+                    f"container.metadata[{key[:MAX_METADATA_KEY_LENGTH]!r}]",
+                    "keys and values must not contain control characters",
+                )
+            )
         if not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH:
             violations.append(
                 FieldViolation(

@@ -15,6 +15,7 @@ from agent_containers.domain.errors import FieldViolation, InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_TOKEN_LENGTH = 1024  # ours are ~150 characters; anything far longer is not one of ours
 
 
 def page_size(
@@ -43,6 +44,8 @@ def decode_page_token(token: str, fingerprint: str, key_length: int) -> list[str
     """The sort key a token carries; None for the first page. Rejects foreign or forged tokens."""
     if not token:
         return None
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise invalid_page_token()
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
@@ -53,7 +56,7 @@ def decode_page_token(token: str, fingerprint: str, key_length: int) -> list[str
             and len(key) == key_length
             and all(isinstance(part, str) for part in key)
         )
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
         valid = False
     if not valid:
         raise invalid_page_token()

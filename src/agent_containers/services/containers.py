@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 CONTAINER = "container"
 SETTLE_POLL_SECONDS = 0.05
+RECONCILE_DEADLINE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class ContainerPage:
 
     containers: Sequence[ContainerRecord]
     next_page_token: str
+
+
+def upstream_name(container_id: uuid.UUID) -> str:
+    """The name a container gets upstream: unique across tenants (who share one API key), and
+    findable again when a create's outcome is unknown (a timeout, a crash)."""
+    return f"ac-{container_id}"
 
 
 def container_expire_time(row: ContainerRecord) -> datetime | None:
@@ -94,7 +101,7 @@ class ContainerService:
 
     async def create(self, identity: Identity, draft: ContainerDraft) -> ContainerRecord:
         spec = validate_draft(draft, self._policy)
-        await self._confirm_overdue(identity.tenant_id)
+        await self._reconcile(identity.tenant_id)
         reserved, earlier = await self._reserve(identity, spec)
         if earlier is not None:
             return await self._await_settled(earlier)
@@ -157,29 +164,26 @@ class ContainerService:
     async def _create_upstream(self, row: ContainerRecord, spec: ContainerSpec) -> ContainerRecord:
         try:
             created = await self._gateway.create(
-                name=spec.name,
+                name=upstream_name(row.id),
                 memory_limit=spec.memory_tier,
                 expires_after_minutes=spec.expiry_minutes,
                 file_ids=list(spec.file_ids),
             )
+        except UpstreamUnavailable as error:
+            # A timeout or a 5xx may come after upstream created the container: look before
+            # declaring the attempt failed, or a container would live upstream with no row.
+            found = await self._find_upstream(row.id)
+            if found is None:
+                await self._mark_failed(row.id, _failure_reason(error))
+                raise
+            created = found
         except BaseException as error:
-            await self._mark_failed(row.id, error)
+            await self._mark_failed(row.id, _failure_reason(error))
             if isinstance(error, UpstreamNotFound):
                 # On create, a 404 names something the request referred to (a file id).
                 raise UpstreamRejected(error.message, http_status=404) from error
             raise
-        changed = [container_changed(row.tenant_id, row.id)]
-        async with self._sessions.begin() as session:
-            settled = await session.get(ContainerRecord, row.id)
-            assert settled is not None
-            now = self._clock.now()
-            settled.status = ContainerStatus.RUNNING
-            settled.openai_id = created.openai_id
-            settled.last_active_at = created.last_active_at or now
-            settled.refreshed_at = now
-            settled.updated_at = now
-            await self._cache.announce(session, changed)
-        self._cache.evict(changed)
+        settled = await self._settle_created(row, created)
         log.info(
             "container created",
             extra={
@@ -190,12 +194,38 @@ class ContainerService:
         )
         return settled
 
-    async def _mark_failed(self, container_id: uuid.UUID, error: BaseException) -> None:
-        """FAILED is terminal and not live: it frees the name, and the request id for a retry."""
-        reason = error.message if isinstance(error, DomainError) else type(error).__name__
+    async def _find_upstream(self, container_id: uuid.UUID) -> UpstreamContainer | None:
+        try:
+            return await self._gateway.find_by_name(upstream_name(container_id))
+        except DomainError:
+            return None
+
+    async def _settle_created(
+        self, row: ContainerRecord, created: UpstreamContainer
+    ) -> ContainerRecord:
+        changed = [container_changed(row.tenant_id, row.id)]
         async with self._sessions.begin() as session:
-            failed = await session.get(ContainerRecord, container_id)
+            settled = await session.get(ContainerRecord, row.id, with_for_update=True)
+            assert settled is not None
+            if settled.status is not ContainerStatus.CREATING:
+                return settled  # settled meanwhile (by a reconciling process)
+            now = self._clock.now()
+            settled.status = ContainerStatus.RUNNING
+            settled.openai_id = created.openai_id
+            settled.last_active_at = created.last_active_at or now
+            settled.refreshed_at = now
+            settled.updated_at = now
+            await self._cache.announce(session, changed)
+        self._cache.evict(changed)
+        return settled
+
+    async def _mark_failed(self, container_id: uuid.UUID, reason: str) -> None:
+        """FAILED is terminal and not live: it frees the name, and the request id for a retry."""
+        async with self._sessions.begin() as session:
+            failed = await session.get(ContainerRecord, container_id, with_for_update=True)
             assert failed is not None
+            if failed.status is not ContainerStatus.CREATING:
+                return  # settled meanwhile (by a reconciling process): that outcome stands
             now = self._clock.now()
             failed.status = ContainerStatus.FAILED
             failed.failure_reason = reason
@@ -265,11 +295,14 @@ class ContainerService:
             return row
         return await self._settle_refresh(row.id, upstream, self._clock.now())
 
-    async def _confirm_overdue(self, tenant_id: str) -> None:
-        """Asks upstream about the tenant's RUNNING containers that look expired locally.
+    async def _reconcile(self, tenant_id: str) -> None:
+        """Settles what only upstream can tell, before a create counts quota or a list reads.
 
-        They hold quota until upstream confirms; the few it reports expired or gone become
-        EXPIRED. At most the tenant's quota of containers can be RUNNING, so this stays small.
+        RUNNING containers that look expired locally are asked about: they hold quota until
+        upstream confirms. CREATING rows older than any create in flight (a crashed process
+        left them) are looked up by their upstream name: RUNNING if found, else FAILED. At most
+        the tenant's quota of rows qualifies, asked concurrently and within a deadline, so a
+        slow upstream delays the call by seconds, not by a retry budget per row.
         """
         now = self._clock.now()
         async with self._sessions() as session:
@@ -278,15 +311,35 @@ class ContainerService:
                 for row in await rows.running(session, tenant_id)
                 if is_overdue(row.status, container_expire_time(row), now)
             ]
-        for row in overdue:
-            await self._refresh(row)
+            abandoned = await rows.stale_creating(
+                session, tenant_id, now - timedelta(seconds=self._settle_timeout)
+            )
+        jobs: list[Awaitable[object]] = [self._refresh(row) for row in overdue]
+        jobs += [self._settle_abandoned(row) for row in abandoned]
+        if not jobs:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*jobs), RECONCILE_DEADLINE_SECONDS)
+        except TimeoutError:
+            log.warning("reconciliation ran out of time", extra={"tenant_id": tenant_id})
+
+    async def _settle_abandoned(self, row: ContainerRecord) -> None:
+        try:
+            found = await self._gateway.find_by_name(upstream_name(row.id))
+        except DomainError:
+            return  # cannot tell now; a later call tries again
+        if found is not None:
+            await self._settle_created(row, found)
+        else:
+            await self._mark_failed(row.id, "abandoned: no upstream container was created")
 
     async def _settle_refresh(
         self, container_id: uuid.UUID, upstream: UpstreamContainer | None, now: datetime
     ) -> ContainerRecord:
         """Writes what a refresh learnt; `upstream` None means the container is gone or expired."""
         async with self._sessions.begin() as session:
-            row = await session.get(ContainerRecord, container_id)
+            # Locked: a delete committing meanwhile must not be overwritten by this refresh.
+            row = await session.get(ContainerRecord, container_id, with_for_update=True)
             assert row is not None
             if row.status is not ContainerStatus.RUNNING:
                 return row  # deleted or expired meanwhile: that is newer than what we read
@@ -329,10 +382,14 @@ class ContainerService:
         after = None
         if key is not None:
             try:
-                after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
-            except ValueError:
+                # Forged tokens can pass the fingerprint: every part is checked as untrusted.
+                created_at = datetime.fromisoformat(key[0]).astimezone(UTC)
+                after = (created_at, uuid.UUID(key[1]))
+            except (ValueError, OverflowError):
                 raise pagination.invalid_page_token() from None
-        await self._confirm_overdue(identity.tenant_id)
+            if key[0] != created_at.isoformat():
+                raise pagination.invalid_page_token()
+        await self._reconcile(identity.tenant_id)
         async with self._sessions() as session:
             found = await rows.page(
                 session,
@@ -371,7 +428,7 @@ class ContainerService:
             with contextlib.suppress(UpstreamNotFound):
                 await self._gateway.delete(row.openai_id)
         async with self._sessions.begin() as session:
-            deleted = await session.get(ContainerRecord, container_id)
+            deleted = await session.get(ContainerRecord, container_id, with_for_update=True)
             assert deleted is not None
             now = self._clock.now()
             deleted.status = ContainerStatus.DELETED
@@ -396,6 +453,10 @@ class ContainerService:
         """Waits for creates whose callers hung up (used at shutdown)."""
         if self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
+
+
+def _failure_reason(error: BaseException) -> str:
+    return error.message if isinstance(error, DomainError) else type(error).__name__
 
 
 def _forget_settled(

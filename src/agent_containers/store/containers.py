@@ -77,6 +77,20 @@ async def running(session: AsyncSession, tenant_id: str) -> Sequence[ContainerRe
     return result.all()
 
 
+async def stale_creating(
+    session: AsyncSession, tenant_id: str, created_before: datetime
+) -> Sequence[ContainerRecord]:
+    """The tenant's CREATING rows older than any create still in flight could be."""
+    result = await session.scalars(
+        sa.select(ContainerRecord).where(
+            ContainerRecord.tenant_id == tenant_id,
+            ContainerRecord.status == ContainerStatus.CREATING,
+            ContainerRecord.created_at < created_before,
+        )
+    )
+    return result.all()
+
+
 async def page(
     session: AsyncSession,
     tenant_id: str,

@@ -5,6 +5,7 @@ SDK errors become the error taxonomy here, so nothing above this module knows ab
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -57,12 +58,19 @@ def _container(raw: Any) -> UpstreamContainer:
     )
 
 
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+
 def _retry_after(error: openai.APIStatusError) -> float:
+    """The upstream's retry-after in seconds, within [0, an hour]; the default when unusable."""
     value = error.response.headers.get("retry-after")
     try:
-        return max(float(value), 0.0) if value is not None else DEFAULT_RETRY_AFTER_SECONDS
+        seconds = float(value) if value is not None else DEFAULT_RETRY_AFTER_SECONDS
     except ValueError:
         return DEFAULT_RETRY_AFTER_SECONDS
+    if not math.isfinite(seconds):
+        return DEFAULT_RETRY_AFTER_SECONDS
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 def translate_error(error: openai.OpenAIError) -> DomainError:
@@ -113,7 +121,9 @@ class ContainersGateway:
         self, *, name: str, memory_limit: str, expires_after_minutes: int, file_ids: list[str]
     ) -> UpstreamContainer:
         try:
-            created = await self._client.containers.create(
+            # One attempt: the API takes no idempotency key, so a retried POST can leave a second
+            # container upstream. The service looks the container up by name instead.
+            created = await self._client.with_options(max_retries=0).containers.create(
                 name=name,
                 memory_limit=cast(MemoryLimit, memory_limit),
                 expires_after={"anchor": "last_active_at", "minutes": expires_after_minutes},
@@ -122,6 +132,14 @@ class ContainersGateway:
         except openai.OpenAIError as error:
             raise translate_error(error) from error
         return _container(created)
+
+    async def find_by_name(self, name: str) -> UpstreamContainer | None:
+        """The newest container with exactly this name, or None."""
+        try:
+            page = await self._client.containers.list(name=name, limit=1, order="desc")
+        except openai.OpenAIError as error:
+            raise translate_error(error) from error
+        return next((_container(raw) for raw in page.data if raw.name == name), None)
 
     async def retrieve(self, openai_id: str) -> UpstreamContainer:
         try:
