@@ -7,7 +7,7 @@ NODE_DIR := tools/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 BUF := $(NODE_DIR)/node_modules/.bin/buf
 
-.PHONY: run test lint typecheck protolint protos pytest lock clean startup
+.PHONY: run test lint typecheck protolint protos pytest lock clean startup bench
 
 $(STAMP): requirements/dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +58,7 @@ clean:
 ## startup: time from `serve` to SERVING and resident memory, on the embedded defaults
 startup: $(STAMP)
 	$(BIN)/python scripts/startup_figures.py
+
+## bench: ResolveTool vs Health/Check throughput and latency at 1 and 16 calls in flight
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
