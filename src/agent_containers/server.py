@@ -22,8 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from agent_containers.api.bindings import AgentBindingServicer
 from agent_containers.api.containers import ContainerServicer
-from agent_containers.api.errors import ErrorInterceptor
-from agent_containers.api.identity import IdentityInterceptor
+from agent_containers.api.interceptor import ServiceInterceptor
 from agent_containers.api.tools import ToolResolutionServicer
 from agent_containers.config import Settings
 from agent_containers.domain.clock import Clock, SystemClock
@@ -133,7 +132,7 @@ class AgentContainersServer:
             upstream_available=not settings.uses_emulator,
         )
         server = grpc.aio.server(
-            interceptors=[ErrorInterceptor(), IdentityInterceptor()],
+            interceptors=[ServiceInterceptor()],
             options=_channel_options(settings),
         )
         container_service_pb2_grpc.add_ContainerServiceServicer_to_server(

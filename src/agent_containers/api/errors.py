@@ -1,4 +1,4 @@
-"""One interceptor turns domain errors into gRPC statuses with google.rpc details.
+"""Domain errors as gRPC statuses with google.rpc details (the service interceptor applies it).
 
 Every error carries an ErrorInfo (stable reason, the service's domain) and the detail its kind
 calls for. Anything unexpected becomes INTERNAL with a trace id and no internals.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -17,7 +16,6 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from agent_containers.api.handlers import Behaviour, is_infrastructure, wrap_handler
 from agent_containers.domain import errors
 
 ERROR_DOMAIN = "agent-containers"
@@ -111,7 +109,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Statu
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-async def _abort_unexpected(
+async def abort_unexpected(
     method: str, error: Exception, context: grpc.aio.ServicerContext[Any, Any]
 ) -> None:
     trace_id = uuid.uuid4().hex
@@ -129,54 +127,10 @@ async def _abort_unexpected(
     await _abort(context, rpc_status.to_status(status))
 
 
-async def _abort_domain(
+async def abort_domain(
     method: str, error: errors.DomainError, context: grpc.aio.ServicerContext[Any, Any]
 ) -> None:
     code, _ = _code_and_detail(error)
     if code == code_pb2.INTERNAL:  # a domain error no RPC should let out: a bug, so a trace id
-        await _abort_unexpected(method, error, context)
+        await abort_unexpected(method, error, context)
     await _abort(context, to_status(error))
-
-
-async def _around_unary(
-    method: str, inner: Behaviour, request: Any, context: grpc.aio.ServicerContext[Any, Any]
-) -> Any:
-    try:
-        return await inner(request, context)
-    except errors.DomainError as error:
-        await _abort_domain(method, error, context)
-    except grpc.aio.AbortError:
-        raise
-    except Exception as error:
-        await _abort_unexpected(method, error, context)
-
-
-async def _around_stream(
-    method: str, inner: Behaviour, request: Any, context: grpc.aio.ServicerContext[Any, Any]
-) -> AsyncIterator[Any]:
-    try:
-        async for response in inner(request, context):
-            yield response
-    except errors.DomainError as error:
-        await _abort_domain(method, error, context)
-    except grpc.aio.AbortError:
-        raise
-    except Exception as error:
-        await _abort_unexpected(method, error, context)
-
-
-class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Maps domain errors to statuses; must be the outermost interceptor."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_infrastructure(method):
-            return handler
-        return wrap_handler(method, handler, _around_unary, _around_stream)

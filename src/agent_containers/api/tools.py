@@ -21,7 +21,7 @@ from agent_containers.domain.tools import (
     ToolRequest,
     ToolSource,
 )
-from agent_containers.services.tools import ToolResolutionService
+from agent_containers.services.tools import PLAIN_CONFIG, ToolResolutionService
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -97,11 +97,25 @@ def _spec_requests(
     ]
 
 
+MAX_CACHED_REPLIES = 10_000
+
+
 class ToolResolutionServicer:
     """Thin shell over ToolResolutionService."""
 
     def __init__(self, tools: ToolResolutionService) -> None:
         self._tools = tools
+        # ResolveTool answers the same agent the same thing run after run: building the reply
+        # (a Struct, JSON, timestamps) costs more than resolving it, so equal answers share one.
+        self._replies: dict[Resolution, tool_service_pb2.ResolvedTool] = {}
+
+    def _reply(self, resolution: Resolution) -> tool_service_pb2.ResolvedTool:
+        reply = self._replies.get(resolution)
+        if reply is None:
+            if len(self._replies) >= MAX_CACHED_REPLIES:
+                self._replies.clear()
+            reply = self._replies[resolution] = resolution_to_proto(resolution)
+        return reply
 
     async def ResolveTool(
         self, request: tool_service_pb2.ResolveToolRequest, context: Context
@@ -111,11 +125,15 @@ class ToolResolutionServicer:
             ToolRequest(
                 agent_key=request.agent_key,
                 tool=request.tool,
-                config=_config(request.config, "config"),
+                config=(
+                    _config(request.config, "config")
+                    if request.HasField("config")
+                    else PLAIN_CONFIG
+                ),
                 container_override=request.container_override,
             ),
         )
-        return resolution_to_proto(resolution)
+        return self._reply(resolution)
 
     async def BatchResolveTools(
         self, request: tool_service_pb2.BatchResolveToolsRequest, context: Context

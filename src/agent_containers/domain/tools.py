@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -66,7 +66,7 @@ class FallbackPolicy(StrEnum):
     ERROR = "error"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolConfig:
     """The agent's configuration of the code interpreter (empty values mean "not given")."""
 
@@ -76,7 +76,7 @@ class ToolConfig:
     container_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolRequest:
     """One tool to resolve for one agent."""
 
@@ -86,9 +86,12 @@ class ToolRequest:
     container_override: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ContainerSnapshot:
-    """What resolution needs to know about a container: enough to judge it without I/O."""
+    """What resolution needs to know about a container: enough to judge it without I/O.
+
+    Compared by identity: a snapshot is one reading of a row, and a new reading is a new one.
+    """
 
     container_id: uuid.UUID
     openai_id: str | None
@@ -96,7 +99,7 @@ class ContainerSnapshot:
     expire_time: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolutionPolicy:
     """The settings resolution follows."""
 
@@ -106,7 +109,7 @@ class ResolutionPolicy:
     expiry_margin: timedelta
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An explicit container to consider, and where it came from."""
 
@@ -114,17 +117,46 @@ class Candidate:
     container_id: uuid.UUID
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class AutoContainer:
+    """What an auto container is made with."""
+
+    memory_tier: str
+    file_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Resolution:
-    """The answer: the tool as the Responses API takes it, and how it was chosen."""
+    """The answer: the tool as the Responses API takes it, and how it was chosen.
+
+    Immutable and hashable: equal answers compare equal, so the API layer can reuse the reply it
+    built for one (the hot path answers the same thing to the same agent run after run).
+    """
 
     tool: str
     mode: ToolMode
     source: ToolSource
-    tool_definition: dict[str, Any]
     container: ContainerSnapshot | None = None
+    auto: AutoContainer | None = None
     fallback_reason: FallbackReason | None = None
     fallback_detail: str = ""
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Hashed once: the API layer looks its finished replies up by resolution on every call.
+        key = (self.tool, self.mode, self.source, self.container, self.auto)
+        object.__setattr__(self, "_hash", hash((*key, self.fallback_reason, self.fallback_detail)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @property
+    def tool_definition(self) -> dict[str, Any]:
+        """The tool dict for `tools=[...]` of the Responses API."""
+        if self.container is not None and self.container.openai_id is not None:
+            return explicit_tool(self.container.openai_id)
+        auto = self.auto or AutoContainer("1g")
+        return auto_tool(auto.memory_tier, auto.file_ids)
 
 
 def validate_agent_key(agent_key: str, field: str = "agent_key") -> list[FieldViolation]:
@@ -239,23 +271,15 @@ def decide(
 ) -> Resolution:
     """The resolution for a request whose candidate (if any) was looked up as `snapshot`."""
     config = request.config
-    auto = auto_tool(config.memory_tier or policy.auto_memory_tier, config.file_ids)
-    if candidate is None:
-        if config.mode is ToolMode.EXPLICIT:
-            return _fallback(request, None, None, FallbackReason.NO_BINDING, auto, policy)
-        return Resolution(request.tool, ToolMode.AUTO, ToolSource.AUTO, auto)
-    reason = unfit_reason(snapshot, now, policy.expiry_margin)
-    if reason is None:
-        assert snapshot is not None
-        assert snapshot.openai_id is not None
-        return Resolution(
-            request.tool,
-            ToolMode.EXPLICIT,
-            candidate.source,
-            explicit_tool(snapshot.openai_id),
-            container=snapshot,
-        )
-    return _fallback(request, candidate, snapshot, reason, auto, policy)
+    reason = None if candidate is None else unfit_reason(snapshot, now, policy.expiry_margin)
+    if candidate is not None and reason is None:
+        return Resolution(request.tool, ToolMode.EXPLICIT, candidate.source, container=snapshot)
+    auto = AutoContainer(config.memory_tier or policy.auto_memory_tier, config.file_ids)
+    if reason is not None:
+        return _fallback(request, candidate, snapshot, reason, auto, policy)
+    if config.mode is ToolMode.EXPLICIT:
+        return _fallback(request, None, None, FallbackReason.NO_BINDING, auto, policy)
+    return Resolution(request.tool, ToolMode.AUTO, ToolSource.AUTO, auto=auto)
 
 
 def _fallback(
@@ -263,7 +287,7 @@ def _fallback(
     candidate: Candidate | None,
     snapshot: ContainerSnapshot | None,
     reason: FallbackReason,
-    auto: dict[str, Any],
+    auto: AutoContainer,
     policy: ResolutionPolicy,
 ) -> Resolution:
     detail = _DETAILS[reason].format(
@@ -279,7 +303,7 @@ def _fallback(
         request.tool,
         ToolMode.AUTO,
         ToolSource.AUTO,
-        auto,
+        auto=auto,
         fallback_reason=reason,
         fallback_detail=detail,
     )

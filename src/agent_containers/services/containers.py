@@ -101,17 +101,21 @@ class ContainerService:
 
     async def create(self, identity: Identity, draft: ContainerDraft) -> ContainerRecord:
         spec = validate_draft(draft, self._policy)
+        # A caller that hangs up (or a deadline) must not leave a CREATING row behind, nor a
+        # committed reservation with no create: once accepted, a create runs to its end in a
+        # task of its own.
+        task = asyncio.create_task(self._create(identity, spec))
+        self._settling.add(task)
+        task.add_done_callback(_forget_settled(self._settling))
+        return await asyncio.shield(task)
+
+    async def _create(self, identity: Identity, spec: ContainerSpec) -> ContainerRecord:
         await self._reconcile(identity.tenant_id)
         reserved, earlier = await self._reserve(identity, spec)
         if earlier is not None:
             return await self._await_settled(earlier)
         assert reserved is not None
-        # A caller that hangs up must not leave a CREATING row behind: the upstream call and
-        # the settling write run to the end in a task of their own.
-        task = asyncio.create_task(self._create_upstream(reserved, spec))
-        self._settling.add(task)
-        task.add_done_callback(_forget_settled(self._settling))
-        return await asyncio.shield(task)
+        return await self._create_upstream(reserved, spec)
 
     async def _reserve(
         self, identity: Identity, spec: ContainerSpec

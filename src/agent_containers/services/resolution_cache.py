@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,17 +21,27 @@ from agent_containers.store import notifications
 from agent_containers.store.notifications import Invalidation
 
 T = TypeVar("T")
+
+
+class Miss:
+    """What a peek finds for an absent or stale entry (None is a cached "nothing")."""
+
+
+MISS = Miss()
 MAX_ENTRIES = 100_000
+
+
+Key = tuple[str, Any]
 
 
 class _Map(Generic[T]):
     """Key -> (value, loaded at) with per-key versions for safe concurrent loads."""
 
     def __init__(self) -> None:
-        self.entries: dict[tuple[str, str], tuple[T, float]] = {}
-        self.versions: dict[tuple[str, str], int] = {}
+        self.entries: dict[Key, tuple[T, float]] = {}
+        self.versions: dict[Key, int] = {}
 
-    def evict(self, key: tuple[str, str]) -> None:
+    def evict(self, key: Key) -> None:
         self.entries.pop(key, None)
         self.versions[key] = self.versions.get(key, 0) + 1
 
@@ -60,28 +70,52 @@ class ResolutionCache:
         self,
         tenant_id: str,
         agent_key: str,
-        load: Callable[[], Awaitable[uuid.UUID | None]],
+        load: Callable[..., Awaitable[uuid.UUID | None]],
+        *args: Any,
     ) -> uuid.UUID | None:
-        return await self._get(self._bindings, (tenant_id, agent_key), load)
+        """The agent's bound container id (None: no binding); `load(*args)` on a miss."""
+        return await self._get(self._bindings, (tenant_id, agent_key), load, args)
 
     async def container(
         self,
         tenant_id: str,
         container_id: uuid.UUID,
-        load: Callable[[], Awaitable[ContainerSnapshot | None]],
+        load: Callable[..., Awaitable[ContainerSnapshot | None]],
+        *args: Any,
     ) -> ContainerSnapshot | None:
-        return await self._get(self._containers, (tenant_id, str(container_id)), load)
+        """The container's snapshot (None: no such container); `load(*args)` on a miss."""
+        return await self._get(self._containers, (tenant_id, container_id), load, args)
 
-    async def _get(
-        self, cache: _Map[T], key: tuple[str, str], load: Callable[[], Awaitable[T]]
-    ) -> T:
+    def peek_binding(self, tenant_id: str, agent_key: str) -> uuid.UUID | Miss | None:
+        """The cached binding, or MISS; no await, for the hot path."""
+        return self._peek(self._bindings, (tenant_id, agent_key))
+
+    def peek_container(
+        self, tenant_id: str, container_id: uuid.UUID
+    ) -> ContainerSnapshot | Miss | None:
+        """The cached snapshot, or MISS; no await, for the hot path."""
+        return self._peek(self._containers, (tenant_id, container_id))
+
+    def _peek(self, cache: _Map[T], key: Key) -> T | Miss:
         entry = cache.entries.get(key)
         if entry is not None and self.serving and time.monotonic() - entry[1] < self._max_age:
             self.hits += 1
             return entry[0]
+        return MISS
+
+    async def _get(
+        self,
+        cache: _Map[T],
+        key: Key,
+        load: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+    ) -> T:
+        found = self._peek(cache, key)
+        if not isinstance(found, Miss):
+            return found
         self.misses += 1
         version, epoch = cache.versions.get(key, 0), self._epoch
-        value = await load()
+        value = await load(*args)
         if self.serving and epoch == self._epoch and cache.versions.get(key, 0) == version:
             if len(cache.entries) >= MAX_ENTRIES:
                 cache.entries.clear()  # crude bound; a full cache refills from hits
@@ -97,10 +131,14 @@ class ResolutionCache:
     def evict(self, invalidations: Iterable[Invalidation]) -> None:
         """After a commit (or on a notification): forgets what changed."""
         for invalidation in invalidations:
-            cache: _Map[uuid.UUID | None] | _Map[ContainerSnapshot | None] = (
-                self._bindings if invalidation.kind == "binding" else self._containers
-            )
-            cache.evict((invalidation.tenant_id, invalidation.key))
+            if invalidation.kind == "binding":
+                self._bindings.evict((invalidation.tenant_id, invalidation.key))
+                continue
+            try:
+                container_id = uuid.UUID(invalidation.key)
+            except ValueError:
+                continue  # not one of ours
+            self._containers.evict((invalidation.tenant_id, container_id))
 
     def on_notification(self, invalidation: Invalidation) -> None:
         self.evict([invalidation])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +20,7 @@ from agent_containers.domain.errors import (
 )
 from agent_containers.domain.identity import Identity
 from agent_containers.domain.tools import (
+    AGENT_KEY_PATTERN,
     CODE_INTERPRETER,
     KNOWN_TOOLS,
     ContainerSnapshot,
@@ -27,8 +28,10 @@ from agent_containers.domain.tools import (
     FallbackReason,
     Resolution,
     ResolutionPolicy,
+    ToolConfig,
     ToolMode,
     ToolRequest,
+    ToolSource,
     decide,
     first_candidate,
     parse_optional_container_id,
@@ -38,7 +41,7 @@ from agent_containers.domain.tools import (
 )
 from agent_containers.services.bindings import BindingService
 from agent_containers.services.containers import ContainerService
-from agent_containers.services.resolution_cache import ResolutionCache
+from agent_containers.services.resolution_cache import Miss, ResolutionCache
 from agent_containers.store import bindings as binding_rows
 from agent_containers.store import containers as container_rows
 from agent_containers.store.bindings import BindingRow
@@ -47,6 +50,8 @@ from agent_containers.store.models import ContainerRecord
 # A local expiry verdict is a prediction (activity through OpenAI moves the real one): these
 # reasons are checked with upstream before they are believed.
 _ASK_UPSTREAM = (FallbackReason.CONTAINER_EXPIRED, FallbackReason.CONTAINER_EXPIRING)
+PLAIN_CONFIG = ToolConfig()
+MAX_EXPLICIT_ANSWERS = 10_000
 
 
 def snapshot_of(row: ContainerRecord) -> ContainerSnapshot:
@@ -90,16 +95,24 @@ class ToolResolutionService:
         self._policy = policy
         self._clock = clock
         self._upstream_available = upstream_available
+        self._explicit_answers: dict[tuple[str, ToolSource, ContainerSnapshot], Resolution] = {}
 
-    async def resolve(self, identity: Identity, request: ToolRequest) -> Resolution:
+    def resolve(self, identity: Identity, request: ToolRequest) -> Awaitable[Resolution]:
+        """Checks the request now and returns the resolution to await.
+
+        Not a coroutine itself: on the hot path every frame counts, and checking needs no I/O.
+        """
         if request.tool not in KNOWN_TOOLS:
             raise NotFound("tool", request.tool, reason="TOOL_NOT_FOUND")
-        violations = validate_agent_key(request.agent_key) + self._request_violations(
-            request, "config", "container_override"
-        )
-        if violations:
-            raise InvalidArgument(violations)
-        return await self._resolve(identity, request, self._policy)
+        # Most runs send an empty config: only the agent key then needs checking.
+        plain = request.config == PLAIN_CONFIG and not request.container_override
+        if not (plain and AGENT_KEY_PATTERN.fullmatch(request.agent_key)):
+            violations = validate_agent_key(request.agent_key) + self._request_violations(
+                request, "config", "container_override"
+            )
+            if violations:
+                raise InvalidArgument(violations)
+        return self._resolve(identity, request, self._policy)
 
     async def resolve_spec(
         self, identity: Identity, agent_key: str, requests: Sequence[ToolRequest]
@@ -191,28 +204,60 @@ class ToolResolutionService:
         override, _ = parse_optional_container_id(request.container_override, "")
         named, _ = parse_optional_container_id(config.container_id, "")
         bound: uuid.UUID | None = None
+        now = self._clock.now()
         if config.mode is ToolMode.AUTO and override is None:
-            return decide(request, None, None, self._clock.now(), policy)
+            return decide(request, None, None, now, policy)
         if override is None and named is None:
-            bound = await self._cache.binding(
-                tenant, request.agent_key, lambda: self._load_binding(tenant, request.agent_key)
+            peeked = self._cache.peek_binding(tenant, request.agent_key)
+            bound = (
+                await self._cache.binding(
+                    tenant, request.agent_key, self._load_binding, tenant, request.agent_key
+                )
+                if isinstance(peeked, Miss)
+                else peeked
             )
         candidate = first_candidate(override, named, bound)
         snapshot = None
         if candidate is not None:
-            snapshot = await self._cache.container(
-                tenant,
-                candidate.container_id,
-                lambda: self._load_container(tenant, candidate.container_id),
+            found = self._cache.peek_container(tenant, candidate.container_id)
+            snapshot = (
+                await self._cache.container(
+                    tenant,
+                    candidate.container_id,
+                    self._load_container,
+                    tenant,
+                    candidate.container_id,
+                )
+                if isinstance(found, Miss)
+                else found
             )
-            now = self._clock.now()
+            reason = unfit_reason(snapshot, now, policy.expiry_margin)
+            if reason is None:
+                assert snapshot is not None
+                return self._explicit(request.tool, candidate.source, snapshot)
             if (
                 snapshot is not None
                 and snapshot.status is ContainerStatus.RUNNING
-                and unfit_reason(snapshot, now, policy.expiry_margin) in _ASK_UPSTREAM
+                and reason in _ASK_UPSTREAM
             ):
                 snapshot = await self._confirm(identity, candidate.container_id, snapshot)
-        return decide(request, candidate, snapshot, self._clock.now(), policy)
+                now = self._clock.now()
+        return decide(request, candidate, snapshot, now, policy)
+
+    def _explicit(self, tool: str, source: ToolSource, snapshot: ContainerSnapshot) -> Resolution:
+        """The explicit answer for a live snapshot, one object per (tool, source, snapshot).
+
+        The hot path gives the same answer run after run; handing out the same object lets the
+        API layer find its finished reply by identity instead of building or comparing one.
+        """
+        key = (tool, source, snapshot)
+        resolution = self._explicit_answers.get(key)
+        if resolution is None:
+            if len(self._explicit_answers) >= MAX_EXPLICIT_ANSWERS:
+                self._explicit_answers.clear()
+            resolution = Resolution(tool, ToolMode.EXPLICIT, source, container=snapshot)
+            self._explicit_answers[key] = resolution
+        return resolution
 
     async def _confirm(
         self, identity: Identity, container_id: uuid.UUID, snapshot: ContainerSnapshot

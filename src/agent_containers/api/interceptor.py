@@ -1,0 +1,49 @@
+"""The one interceptor of the service's RPCs: it binds the caller's identity and turns domain
+errors into statuses. One layer, not one per concern: it sits on every call of the hot path."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from agent_containers.api.errors import abort_domain, abort_unexpected
+from agent_containers.api.handlers import Behaviour, WrappingInterceptor
+from agent_containers.api.identity import bind_identity
+from agent_containers.domain.errors import DomainError
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class ServiceInterceptor(WrappingInterceptor):
+    """Identity required, errors mapped, on every RPC but health checks and reflection."""
+
+    def wrap_unary(self, method: str, inner: Behaviour) -> Behaviour:
+        async def unary(request: Any, context: Context) -> Any:
+            try:
+                bind_identity(context)
+                return await inner(request, context)
+            except DomainError as error:
+                await abort_domain(method, error, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await abort_unexpected(method, error, context)
+
+        return unary
+
+    def wrap_stream(self, method: str, inner: Behaviour) -> Behaviour:
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            try:
+                bind_identity(context)
+                async for response in inner(request, context):
+                    yield response
+            except DomainError as error:
+                await abort_domain(method, error, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await abort_unexpected(method, error, context)
+
+        return stream
