@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,9 @@ from agents import CodeInterpreterTool
 from agents.models.openai_responses import Converter
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
-from sqlalchemy import event
+from sqlalchemy import event, text
 
+from agent_containers.store.database import create_engine
 from tests.integration.conftest import StartService
 from tests.support.service import RunningService, error_info, identity, unpack
 
@@ -449,3 +452,40 @@ async def test_catalog_says_unavailable_without_a_real_upstream(
         await service.tools.ListTools(pb.ListToolsRequest(agent_key="agent"), metadata=identity())
     ).tools
     assert not tool.available
+
+
+@pytest.mark.parametrize("database_backend", ["postgresql"], indirect=True)
+async def test_losing_the_notification_channel_stops_the_cache_until_it_is_back(
+    service: RunningService, migrated_database_url: str
+) -> None:
+    cache = service.server.cache
+
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(500):
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("condition not reached within 5 s")
+
+    await until(lambda: cache.serving)
+    container = await service.create("bound")
+    await bind(service, "agent", container.id)
+    await resolve(service)
+    engine = create_engine(migrated_database_url)
+    try:
+        async with engine.begin() as connection:
+            ended = await connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+                )
+            )
+            assert ended.scalars().all() == [True]
+    finally:
+        await engine.dispose()
+    await until(lambda: not cache.serving)
+    misses = cache.misses
+    assert (await resolve(service)).container_id == container.id  # read from SQL meanwhile
+    assert cache.misses > misses
+    await until(lambda: cache.serving)  # reconnected
+    assert (await resolve(service)).container_id == container.id
