@@ -3,7 +3,9 @@
 SQLite connections are set up so that the service can rely on them under concurrency:
 
 - ``PRAGMA foreign_keys=ON`` (SQLite ignores foreign keys, and so ON DELETE CASCADE, otherwise);
-- ``PRAGMA journal_mode=WAL`` (readers do not block the writer, nor the writer its readers);
+- ``PRAGMA journal_mode=WAL`` (a reader outside a transaction, such as the sqlite3 shell or a
+  backup, does not block the writer; the service itself begins every transaction IMMEDIATE,
+  reads included, so its transactions run one at a time);
 - ``PRAGMA busy_timeout`` (wait for a lock instead of failing at once with "database is locked");
 - every transaction starts with ``BEGIN IMMEDIATE``, which takes the database's write lock at the
   start of the transaction. SQLite ignores ``SELECT ... FOR UPDATE``, so this is what makes a
