@@ -75,7 +75,7 @@ class AgentContainersServer:
         self.health = health_aio.HealthServicer()
         self._engine = create_engine(settings.database_url)
         self._gateway: ContainersGateway | None = None
-        self._containers: ContainerService | None = None
+        self.containers: ContainerService | None = None
         self._server: grpc.aio.Server | None = None
         # Several processes can share PostgreSQL: they keep each other's caches coherent.
         shared = is_postgresql(self._engine)
@@ -99,7 +99,7 @@ class AgentContainersServer:
         if self._listener is not None:
             self._listener.start()
         sessions = create_session_factory(self._engine)
-        self._containers = ContainerService(
+        self.containers = ContainerService(
             sessions,
             self._gateway,
             ContainerPolicy(
@@ -116,10 +116,10 @@ class AgentContainersServer:
             * (settings.openai_max_retries + 1)
             + 5,
         )
-        bindings = BindingService(sessions, self._containers, self.cache, self.clock)
+        bindings = BindingService(sessions, self.containers, self.cache, self.clock)
         tools = ToolResolutionService(
             sessions,
-            self._containers,
+            self.containers,
             bindings,
             self.cache,
             ResolutionPolicy(
@@ -136,7 +136,7 @@ class AgentContainersServer:
             options=_channel_options(settings),
         )
         container_service_pb2_grpc.add_ContainerServiceServicer_to_server(
-            ContainerServicer(self._containers), server
+            ContainerServicer(self.containers), server
         )
         binding_service_pb2_grpc.add_AgentBindingServiceServicer_to_server(
             AgentBindingServicer(bindings), server
@@ -185,8 +185,8 @@ class AgentContainersServer:
         await self.health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace_seconds)
-        if self._containers is not None:
-            await self._containers.wait_settled()
+        if self.containers is not None:
+            await self.containers.wait_settled()
         if self._listener is not None:
             await self._listener.stop()
         if self._gateway is not None:

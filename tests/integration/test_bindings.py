@@ -7,6 +7,7 @@ import pytest
 from agentcontainers.v1 import binding_service_pb2, container_pb2, container_service_pb2
 from google.rpc import error_details_pb2
 
+from agent_containers.domain import pagination
 from tests.support.service import RunningService, error_info, identity, unpack
 
 pb = binding_service_pb2
@@ -153,3 +154,16 @@ async def test_malformed_input_is_invalid_argument(
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     violations = unpack(refused.value, error_details_pb2.BadRequest).field_violations
     assert [v.field for v in violations][:1] == [field]
+
+
+@pytest.mark.parametrize("forged_key", ["a\x00b", "\ud800", "a b"])
+async def test_forged_page_tokens_are_invalid_argument(
+    service: RunningService, forged_key: str
+) -> None:
+    fingerprint = pagination.query_fingerprint("bindings", "acme", "")
+    token = pagination.encode_page_token(fingerprint, [forged_key])
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.bindings.ListAgentBindings(
+            pb.ListAgentBindingsRequest(page_token=token), metadata=identity()
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

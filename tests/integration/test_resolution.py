@@ -489,3 +489,62 @@ async def test_losing_the_notification_channel_stops_the_cache_until_it_is_back(
     assert cache.misses > misses
     await until(lambda: cache.serving)  # reconnected
     assert (await resolve(service)).container_id == container.id
+
+
+async def test_an_interrupted_delete_still_ends_the_binding(service: RunningService) -> None:
+    container = await service.create("doomed")
+    await bind(service, "agent", container.id)
+    assert (await resolve(service)).mode == Mode.TOOL_MODE_EXPLICIT
+    service.emulator.state.latency = 0.4
+    with pytest.raises(grpc.aio.AioRpcError) as hung_up:
+        await service.containers.DeleteContainer(
+            container_service_pb2.DeleteContainerRequest(id=container.id),
+            metadata=identity(),
+            timeout=0.1,
+        )
+    assert hung_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await service.server.containers.wait_settled()
+    service.emulator.state.latency = 0
+    assert (await resolve(service)).source == Source.TOOL_SOURCE_AUTO
+    assert container.openai_container_id not in service.emulator.state.containers
+
+
+async def test_a_delete_that_failed_after_reaching_upstream_completes(
+    service: RunningService,
+) -> None:
+    container = await service.create("gone")
+    del service.emulator.state.containers[container.openai_container_id]  # deleted upstream...
+    service.emulator.state.fail_next(502, operations="containers.delete")  # ...answer lost
+    deleted = await service.containers.DeleteContainer(
+        container_service_pb2.DeleteContainerRequest(id=container.id), metadata=identity()
+    )
+    assert deleted.state == container_pb2.CONTAINER_STATE_DELETED
+
+
+async def test_a_container_resolves_as_soon_as_its_create_settles(service: RunningService) -> None:
+    service.emulator.state.latency = 0.3
+    creating = asyncio.create_task(service.create("soon"))
+    await asyncio.sleep(0.1)
+    listed = await service.containers.ListContainers(
+        container_service_pb2.ListContainersRequest(), metadata=identity()
+    )
+    [pending] = listed.containers
+    assert pending.state == container_pb2.CONTAINER_STATE_CREATING
+    early = await resolve(service, override=pending.id)  # caches the CREATING snapshot
+    assert early.fallback_reason == Reason.FALLBACK_REASON_CONTAINER_NOT_RUNNING
+    await creating
+    service.emulator.state.latency = 0
+    assert (await resolve(service, override=pending.id)).mode == Mode.TOOL_MODE_EXPLICIT
+
+
+async def test_huge_names_are_echoed_bounded(service: RunningService) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await resolve(service, tool="x" * 200_000)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert len(missing.value.details() or "") < 200
+    too_many = pb.AgentSpec(tools=[pb.AgentToolSpec(tool="code_interpreter")] * 65)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.tools.BatchResolveTools(
+            pb.BatchResolveToolsRequest(agent_key="agent", spec=too_many), metadata=identity()
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

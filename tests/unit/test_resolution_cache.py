@@ -73,3 +73,33 @@ async def test_a_shared_cache_serves_only_while_listening() -> None:
     assert load.calls == 5  # reconnected: started empty
     cache.on_notification(container_changed("t", container_id))
     cache.on_notification(Invalidation("container", "t", "not-a-uuid"))  # ignored, no error
+
+
+async def test_a_load_spanning_a_reconnect_is_not_stored() -> None:
+    cache = ResolutionCache(max_age_seconds=60, shared=True)
+    cache.on_listener(True)
+    stale = Loader(uuid.uuid4())
+    stale.release.clear()
+    pending = asyncio.create_task(cache.binding("t", "a", stale))
+    await asyncio.sleep(0)
+    cache.on_listener(False)  # evictions may be missed from here...
+    cache.on_listener(True)  # ...until the channel is back
+    stale.release.set()
+    await pending
+    fresh = Loader(None)
+    assert await cache.binding("t", "a", fresh) is None
+    assert fresh.calls == 1
+
+
+async def test_versions_are_kept_only_for_loads_in_flight() -> None:
+    cache = ResolutionCache(max_age_seconds=60, shared=False)
+    cache.evict([binding_changed("t", f"agent-{i}") for i in range(1000)])
+    load = Loader(None)
+    load.release.clear()
+    pending = asyncio.create_task(cache.binding("t", "a", load))
+    await asyncio.sleep(0)
+    cache.evict([binding_changed("t", "a")])
+    load.release.set()
+    await pending
+    assert cache._bindings.versions == {}
+    assert cache._bindings.loading == {}

@@ -69,29 +69,27 @@ class BindingService:
         # upstream, so a container that expired there is refused here.
         await self._containers.get(identity, target)
         tenant = identity.tenant_id
-        changed = [binding_changed(tenant, agent_key)]
-        async with self._sessions.begin() as session:
+        async with self._cache.writing(self._sessions) as (session, changed):
             container = await rows.lock_container(session, tenant, target)
             if container is None:  # deleted between the read and the lock? it stays hidden
                 raise NotFound("container", str(target), reason="CONTAINER_NOT_FOUND")
             if container.status is not ContainerStatus.RUNNING:
                 raise _unbindable(container.id, container.status)
             await rows.upsert(session, tenant, agent_key, target, self._clock.now())
-            await self._cache.announce(session, changed)
-        self._cache.evict(changed)
-        return await self.get(identity, agent_key)
+            changed.append(binding_changed(tenant, agent_key))
+            bound = await rows.get(session, tenant, agent_key)  # as written, not as read later
+        assert bound is not None
+        return bound
 
     async def unbind(self, identity: Identity, agent_key: str) -> BindingRow:
         _checked_agent_key(agent_key)
         tenant = identity.tenant_id
-        changed = [binding_changed(tenant, agent_key)]
-        async with self._sessions.begin() as session:
+        async with self._cache.writing(self._sessions) as (session, changed):
             found = await rows.get(session, tenant, agent_key)
             if found is None:
                 raise _not_bound(agent_key)
             await rows.delete(session, tenant, agent_key)
-            await self._cache.announce(session, changed)
-        self._cache.evict(changed)
+            changed.append(binding_changed(tenant, agent_key))
         return found
 
     async def get(self, identity: Identity, agent_key: str) -> BindingRow:
@@ -116,6 +114,8 @@ class BindingService:
             raise InvalidArgument(violations)
         fingerprint = pagination.query_fingerprint("bindings", identity.tenant_id, container_id)
         key = pagination.decode_page_token(page_token, fingerprint, 1)
+        if key is not None and validate_agent_key(key[0]):
+            raise pagination.invalid_page_token()  # forged: tokens carry only real agent keys
         async with self._sessions() as session:
             found = await rows.page(
                 session,

@@ -207,25 +207,28 @@ class ContainerService:
     async def _settle_created(
         self, row: ContainerRecord, created: UpstreamContainer
     ) -> ContainerRecord:
-        changed = [container_changed(row.tenant_id, row.id)]
-        async with self._sessions.begin() as session:
+        async with self._cache.writing(self._sessions) as (session, changed):
             settled = await session.get(ContainerRecord, row.id, with_for_update=True)
             assert settled is not None
-            if settled.status is not ContainerStatus.CREATING:
-                return settled  # settled meanwhile (by a reconciling process)
-            now = self._clock.now()
-            settled.status = ContainerStatus.RUNNING
-            settled.openai_id = created.openai_id
-            settled.last_active_at = created.last_active_at or now
-            settled.refreshed_at = now
-            settled.updated_at = now
-            await self._cache.announce(session, changed)
-        self._cache.evict(changed)
+            if settled.status is ContainerStatus.CREATING:
+                now = self._clock.now()
+                settled.status = ContainerStatus.RUNNING
+                settled.openai_id = created.openai_id
+                settled.last_active_at = created.last_active_at or now
+                settled.refreshed_at = now
+                settled.updated_at = now
+                changed.append(container_changed(row.tenant_id, row.id))
+        if settled.openai_id != created.openai_id:
+            # A reconciler gave the row up meanwhile (FAILED): the container made for it has no
+            # row to point at it, so it must not stay upstream.
+            with contextlib.suppress(DomainError):
+                await self._gateway.delete(created.openai_id)
+            raise UpstreamUnavailable("the create was given up while it ran; retry")
         return settled
 
     async def _mark_failed(self, container_id: uuid.UUID, reason: str) -> None:
         """FAILED is terminal and not live: it frees the name, and the request id for a retry."""
-        async with self._sessions.begin() as session:
+        async with self._cache.writing(self._sessions) as (session, changed):
             failed = await session.get(ContainerRecord, container_id, with_for_update=True)
             assert failed is not None
             if failed.status is not ContainerStatus.CREATING:
@@ -236,9 +239,7 @@ class ContainerService:
             failed.request_id = None
             failed.deleted_at = now
             failed.updated_at = now
-            changed = [container_changed(failed.tenant_id, container_id)]
-            await self._cache.announce(session, changed)
-        self._cache.evict(changed)
+            changed.append(container_changed(failed.tenant_id, container_id))
         log.warning(
             "container creation failed",
             extra={
@@ -341,7 +342,7 @@ class ContainerService:
         self, container_id: uuid.UUID, upstream: UpstreamContainer | None, now: datetime
     ) -> ContainerRecord:
         """Writes what a refresh learnt; `upstream` None means the container is gone or expired."""
-        async with self._sessions.begin() as session:
+        async with self._cache.writing(self._sessions) as (session, changed):
             # Locked: a delete committing meanwhile must not be overwritten by this refresh.
             row = await session.get(ContainerRecord, container_id, with_for_update=True)
             assert row is not None
@@ -358,9 +359,7 @@ class ContainerService:
                     }
             row.refreshed_at = now
             row.updated_at = now
-            changed = [container_changed(row.tenant_id, row.id)]
-            await self._cache.announce(session, changed)
-        self._cache.evict(changed)
+            changed.append(container_changed(row.tenant_id, row.id))
         return row
 
     # --- list -----------------------------------------------------------------------------
@@ -415,6 +414,14 @@ class ContainerService:
     # --- delete ---------------------------------------------------------------------------
 
     async def delete(self, identity: Identity, container_id: uuid.UUID) -> ContainerRecord:
+        # Like a create, a delete that reached upstream runs to its end even if its caller hangs
+        # up: a container gone upstream must not stay RUNNING (and bound) here.
+        task = asyncio.create_task(self._delete(identity, container_id))
+        self._settling.add(task)
+        task.add_done_callback(_forget_settled(self._settling))
+        return await asyncio.shield(task)
+
+    async def _delete(self, identity: Identity, container_id: uuid.UUID) -> ContainerRecord:
         async with self._sessions() as session:
             row = await rows.get(session, identity.tenant_id, container_id)
         if row is None:
@@ -428,10 +435,8 @@ class ContainerService:
                 reason="CONTAINER_CREATING",
             )
         if row.openai_id is not None:
-            # Upstream 404: already gone there (expired and collected, or deleted directly).
-            with contextlib.suppress(UpstreamNotFound):
-                await self._gateway.delete(row.openai_id)
-        async with self._sessions.begin() as session:
+            await self._delete_upstream(row.openai_id)
+        async with self._cache.writing(self._sessions) as (session, changed):
             deleted = await session.get(ContainerRecord, container_id, with_for_update=True)
             assert deleted is not None
             now = self._clock.now()
@@ -439,10 +444,8 @@ class ContainerService:
             deleted.deleted_at = deleted.deleted_at or now
             deleted.updated_at = now
             unbound = await rows.delete_bindings(session, container_id)
-            changed = [container_changed(row.tenant_id, container_id)]
+            changed.append(container_changed(row.tenant_id, container_id))
             changed += [binding_changed(row.tenant_id, agent_key) for agent_key in unbound]
-            await self._cache.announce(session, changed)
-        self._cache.evict(changed)
         log.info(
             "container deleted",
             extra={
@@ -452,6 +455,22 @@ class ContainerService:
             },
         )
         return deleted
+
+    async def _delete_upstream(self, openai_id: str) -> None:
+        """Deletes upstream; a container already gone there counts as deleted."""
+        try:
+            await self._gateway.delete(openai_id)
+        except UpstreamNotFound:
+            pass  # expired and collected, or deleted directly
+        except UpstreamUnavailable:
+            # The delete may have happened before the error: look before reporting failure.
+            try:
+                await self._gateway.retrieve(openai_id)
+            except UpstreamNotFound:
+                return
+            except DomainError:
+                pass
+            raise
 
     async def wait_settled(self) -> None:
         """Waits for creates whose callers hung up (used at shutdown)."""

@@ -9,12 +9,13 @@ cache serves nothing, since it could miss evictions.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_containers.domain.tools import ContainerSnapshot
 from agent_containers.store import notifications
@@ -35,19 +36,36 @@ Key = tuple[str, Any]
 
 
 class _Map(Generic[T]):
-    """Key -> (value, loaded at) with per-key versions for safe concurrent loads."""
+    """Key -> (value, loaded at), and versions of the keys being loaded right now.
+
+    An eviction bumps the version of a key only while a load of it is in flight, so a load that
+    started before the eviction does not store its older value; versions of keys with no load in
+    flight are dropped, so the map stays as small as the loads in flight.
+    """
 
     def __init__(self) -> None:
         self.entries: dict[Key, tuple[T, float]] = {}
         self.versions: dict[Key, int] = {}
+        self.loading: dict[Key, int] = {}
 
     def evict(self, key: Key) -> None:
         self.entries.pop(key, None)
-        self.versions[key] = self.versions.get(key, 0) + 1
+        if key in self.loading:
+            self.versions[key] = self.versions.get(key, 0) + 1
+
+    def begin_load(self, key: Key) -> int:
+        self.loading[key] = self.loading.get(key, 0) + 1
+        return self.versions.get(key, 0)
+
+    def end_load(self, key: Key) -> None:
+        left = self.loading.pop(key) - 1
+        if left:
+            self.loading[key] = left
+        else:
+            self.versions.pop(key, None)
 
     def clear(self) -> None:
         self.entries.clear()
-        self.versions.clear()
 
 
 class ResolutionCache:
@@ -114,19 +132,41 @@ class ResolutionCache:
         if not isinstance(found, Miss):
             return found
         self.misses += 1
-        version, epoch = cache.versions.get(key, 0), self._epoch
-        value = await load(*args)
-        if self.serving and epoch == self._epoch and cache.versions.get(key, 0) == version:
-            if len(cache.entries) >= MAX_ENTRIES:
-                cache.entries.clear()  # crude bound; a full cache refills from hits
-            cache.entries[key] = (value, time.monotonic())
+        epoch = self._epoch
+        version = cache.begin_load(key)
+        try:
+            value = await load(*args)
+            current = (
+                self.serving and epoch == self._epoch and cache.versions.get(key, 0) == version
+            )
+            if current:
+                if len(cache.entries) >= MAX_ENTRIES:
+                    cache.entries.clear()  # crude bound; a full cache refills from hits
+                cache.entries[key] = (value, time.monotonic())
+        finally:
+            cache.end_load(key)
         return value
 
     # --- writes -------------------------------------------------------------------------
 
-    async def announce(self, session: AsyncSession, invalidations: Iterable[Invalidation]) -> None:
-        """Inside a writing transaction: tells the other processes, once it commits."""
-        await notifications.publish(session, invalidations)
+    @contextlib.asynccontextmanager
+    async def writing(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[tuple[AsyncSession, list[Invalidation]]]:
+        """A write transaction whose changes reach every cache.
+
+        The body adds what it changes to the list. Just before the commit they are announced
+        (NOTIFY, delivered to the other processes only if the commit happens); after the
+        transaction ends they are evicted here, whatever happened, even if the caller was
+        cancelled at the commit: an eviction too many only costs a reload.
+        """
+        changed: list[Invalidation] = []
+        try:
+            async with sessions.begin() as session:
+                yield session, changed
+                await notifications.publish(session, changed)
+        finally:
+            self.evict(changed)
 
     def evict(self, invalidations: Iterable[Invalidation]) -> None:
         """After a commit (or on a notification): forgets what changed."""

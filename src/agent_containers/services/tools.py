@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,16 @@ from agent_containers.store.models import ContainerRecord
 _ASK_UPSTREAM = (FallbackReason.CONTAINER_EXPIRED, FallbackReason.CONTAINER_EXPIRING)
 PLAIN_CONFIG = ToolConfig()
 MAX_EXPLICIT_ANSWERS = 10_000
+MAX_SPEC_TOOLS = 64
+MAX_SHOWN_NAME = 64
+# Asking upstream about a container that looks expired happens on an agent's run: bounded, so a
+# slow upstream delays the run by seconds and the container is judged on what is known.
+CONFIRM_DEADLINE_SECONDS = 3.0
+
+
+def _shown(name: str) -> str:
+    """A caller's string as echoed in an error: bounded, whatever the caller sent."""
+    return name if len(name) <= MAX_SHOWN_NAME else f"{name[:MAX_SHOWN_NAME]}..."
 
 
 def snapshot_of(row: ContainerRecord) -> ContainerSnapshot:
@@ -103,7 +114,7 @@ class ToolResolutionService:
         Not a coroutine itself: on the hot path every frame counts, and checking needs no I/O.
         """
         if request.tool not in KNOWN_TOOLS:
-            raise NotFound("tool", request.tool, reason="TOOL_NOT_FOUND")
+            raise NotFound("tool", _shown(request.tool), reason="TOOL_NOT_FOUND")
         # Most runs send an empty config: only the agent key then needs checking.
         plain = request.config == PLAIN_CONFIG and not request.container_override
         if not (plain and AGENT_KEY_PATTERN.fullmatch(request.agent_key)):
@@ -169,12 +180,14 @@ class ToolResolutionService:
         policy: ResolutionPolicy,
     ) -> list[Resolution]:
         """Every tool of a spec; all violations of all tools are reported at once."""
+        if len(requests) > MAX_SPEC_TOOLS:
+            raise InvalidArgument([FieldViolation("spec.tools", f"at most {MAX_SPEC_TOOLS} tools")])
         field_violations = validate_agent_key(agent_key)
         for index, request in enumerate(requests):
             prefix = f"spec.tools[{index}]"
             if request.tool not in KNOWN_TOOLS:
                 field_violations.append(
-                    FieldViolation(f"{prefix}.tool", f"unknown tool {request.tool!r}")
+                    FieldViolation(f"{prefix}.tool", f"unknown tool {_shown(request.tool)!r}")
                 )
             field_violations += self._request_violations(
                 request, f"{prefix}.code_interpreter", "container_override"
@@ -264,9 +277,12 @@ class ToolResolutionService:
     ) -> ContainerSnapshot:
         """Reads the container through the container service (refreshed when stale)."""
         try:
-            return snapshot_of(await self._containers.get(identity, container_id))
-        except DomainError:
+            row = await asyncio.wait_for(
+                self._containers.get(identity, container_id), CONFIRM_DEADLINE_SECONDS
+            )
+        except (DomainError, TimeoutError):
             return snapshot  # judged on what we know: never handed out while it looks expired
+        return snapshot_of(row)
 
     async def _load_binding(self, tenant_id: str, agent_key: str) -> uuid.UUID | None:
         async with self._sessions() as session:

@@ -20,6 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 CHANNEL = "agent_containers_invalidations"
+PROBE_INTERVAL_SECONDS = 5.0
+PROBE_TIMEOUT_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -97,23 +99,33 @@ class InvalidationListener:
 
     async def _run(self) -> None:
         while True:
-            lost = asyncio.Event()
             try:
-                connection = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError) as error:
-                log.warning("invalidation listener cannot connect", extra={"error": str(error)})
-                await asyncio.sleep(self._retry_seconds)
-                continue
-            try:
-                connection.add_termination_listener(lambda _, closed=lost: closed.set())
-                await connection.add_listener(CHANNEL, self._deliver)
-                self._on_connected(True)
-                self.ready.set()
-                await lost.wait()
-                log.warning("invalidation listener lost its connection; reconnecting")
-            finally:
-                self.ready.clear()
-                self._on_connected(False)
-                with contextlib.suppress(Exception):
-                    await connection.close(timeout=1)
+                await self._listen_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # any failure: the cache must not trust it; retry
+                log.warning("invalidation listener failed", extra={"error": repr(error)})
             await asyncio.sleep(self._retry_seconds)
+
+    async def _listen_once(self) -> None:
+        """Listens until the connection is lost or stops answering."""
+        connection = await asyncpg.connect(self._dsn, timeout=PROBE_TIMEOUT_SECONDS)
+        lost = asyncio.Event()
+        try:
+            connection.add_termination_listener(lambda _, closed=lost: closed.set())
+            await connection.add_listener(CHANNEL, self._deliver)
+            self._on_connected(True)
+            self.ready.set()
+            # A network that drops silently closes nothing: probe, or evictions could be missed
+            # for as long as the cache keeps serving.
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), PROBE_INTERVAL_SECONDS)
+                if not lost.is_set():
+                    await connection.fetchval("SELECT 1", timeout=PROBE_TIMEOUT_SECONDS)
+            log.warning("invalidation listener lost its connection; reconnecting")
+        finally:
+            self.ready.clear()
+            self._on_connected(False)
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=1)
