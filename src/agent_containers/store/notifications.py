@@ -80,7 +80,6 @@ class InvalidationListener:
         self._on_connected = on_connected
         self._retry_seconds = retry_seconds
         self._task: asyncio.Task[None] | None = None
-        self.ready = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="invalidation-listener")
@@ -115,7 +114,6 @@ class InvalidationListener:
             connection.add_termination_listener(lambda _, closed=lost: closed.set())
             await connection.add_listener(CHANNEL, self._deliver)
             self._on_connected(True)
-            self.ready.set()
             # A network that drops silently closes nothing: probe, or evictions could be missed
             # for as long as the cache keeps serving.
             while not lost.is_set():
@@ -125,7 +123,6 @@ class InvalidationListener:
                     await connection.fetchval("SELECT 1", timeout=PROBE_TIMEOUT_SECONDS)
             log.warning("invalidation listener lost its connection; reconnecting")
         finally:
-            self.ready.clear()
             self._on_connected(False)
             with contextlib.suppress(Exception):
                 await connection.close(timeout=1)
