@@ -494,3 +494,28 @@ async def test_rows_abandoned_in_creating_are_reconciled(
     assert listed["made"].openai_container_id == upstream.id
     assert listed["lost"].state == State.CONTAINER_STATE_FAILED
     assert "abandoned" in listed["lost"].failure_reason
+
+
+async def test_get_asks_upstream_once_the_expiry_time_passes_even_if_fresh(
+    start_service: StartService,
+) -> None:
+    service = await start_service(refresh_staleness_seconds=3600)
+    created = await service.create("short", expires_after_minutes=5)
+    service.clock.advance(minutes=6)  # still "fresh" by the staleness, but overdue
+    fetched = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=created.id), metadata=identity()
+    )
+    assert fetched.state == State.CONTAINER_STATE_EXPIRED
+    assert service.emulator.state.calls["containers.retrieve"] == 1
+
+
+async def test_list_settles_overdue_containers_with_upstream(service: RunningService) -> None:
+    expiring = await service.create("short", expires_after_minutes=5)
+    kept = await service.create("kept", expires_after_minutes=60)
+    service.clock.advance(minutes=6)
+    states = {c.id: c.state for c in await list_all(service)}
+    assert states == {
+        expiring.id: State.CONTAINER_STATE_EXPIRED,
+        kept.id: State.CONTAINER_STATE_RUNNING,
+    }
+    assert service.emulator.state.calls["containers.retrieve"] == 1  # only the overdue one

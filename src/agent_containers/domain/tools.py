@@ -155,8 +155,8 @@ class Resolution:
         """The tool dict for `tools=[...]` of the Responses API."""
         if self.container is not None and self.container.openai_id is not None:
             return explicit_tool(self.container.openai_id)
-        auto = self.auto or AutoContainer("1g")
-        return auto_tool(auto.memory_tier, auto.file_ids)
+        assert self.auto is not None, "an answer without a live container is an auto one"
+        return auto_tool(self.auto.memory_tier, self.auto.file_ids)
 
 
 def validate_agent_key(agent_key: str, field: str = "agent_key") -> list[FieldViolation]:
