@@ -12,8 +12,16 @@ from typing import Annotated, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agent_containers.domain.budgets import TimeBudgets
 from agent_containers.domain.containers import MEMORY_TIERS
 from agent_containers.domain.tools import FallbackPolicy
+
+
+class OrphanPolicy(StrEnum):
+    """What the reconciler does with a container of ours upstream that no live row accounts for."""
+
+    DELETE = "delete"  # delete it upstream (it costs money and nobody can reach it)
+    REPORT = "report"  # only log and count it
 
 
 class UpstreamKind(StrEnum):
@@ -48,7 +56,11 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, description="OpenAI base URL (a proxy, Azure, or an emulator)"
     )
-    openai_timeout_seconds: float = Field(default=30.0, gt=0, description="per-request timeout")
+    openai_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="total time one upstream operation may take, the SDK's retries included",
+    )
     openai_max_retries: int = Field(
         default=2, ge=0, le=10, description="SDK retries on 429, 5xx and connection errors"
     )
@@ -88,8 +100,34 @@ class Settings(BaseSettings):
         ge=0,
         description="GetContainer reads upstream when the local copy is older than this",
     )
-    shutdown_grace_seconds: float = Field(
-        default=10.0, ge=0, description="time in-flight calls get to finish at shutdown"
+    shutdown_drain_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="at SIGTERM: NOT_SERVING but still serving for this long, so balancers move",
+    )
+    shutdown_grace_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="after the drain, time in-flight calls get to finish; at least the longest "
+        "operation's budget (the default)",
+    )
+    reconciler_period_seconds: float = Field(
+        default=10.0, gt=0, description="how often the background reconciler runs"
+    )
+    reconciler_orphans: OrphanPolicy = Field(
+        default=OrphanPolicy.DELETE,
+        description="containers of ours upstream with no live row: delete or report",
+    )
+    create_outcome_window_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="after a create's own deadline, how long upstream may still create its "
+        "container; until then a lookup that finds nothing is not an answer",
+    )
+    liveness_max_age_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="resolution revalidates a container upstream when what it knows is older",
     )
     max_message_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="largest gRPC message, each direction"
@@ -133,7 +171,28 @@ class Settings(BaseSettings):
             raise ValueError("default_expiry_minutes exceeds max_expiry_minutes")
         if self.upstream is UpstreamKind.OPENAI and self.openai_api_key is None:
             raise ValueError("upstream=openai needs OPENAI_API_KEY")
+        if (
+            self.shutdown_grace_seconds is not None
+            and self.shutdown_grace_seconds < self.budgets.request
+        ):
+            raise ValueError(
+                f"shutdown_grace_seconds {self.shutdown_grace_seconds} is shorter than the "
+                f"longest operation ({self.budgets.request} s, from openai_timeout_seconds): "
+                "calls in flight at shutdown would be cut off"
+            )
         return self
+
+    @property
+    def budgets(self) -> TimeBudgets:
+        """Every operation's time budget, derived from the upstream timeout."""
+        return TimeBudgets(upstream_call=self.openai_timeout_seconds)
+
+    @property
+    def grace_seconds(self) -> float:
+        """The shutdown grace in force: the setting, or the longest operation's budget."""
+        if self.shutdown_grace_seconds is None:
+            return self.budgets.request
+        return self.shutdown_grace_seconds
 
     @property
     def uses_emulator(self) -> bool:

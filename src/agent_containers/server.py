@@ -184,7 +184,7 @@ class AgentContainersServer:
         """NOT_SERVING first (load balancers stop sending), then drain within the grace period."""
         await self.health.enter_graceful_shutdown()
         if self._server is not None:
-            await self._server.stop(self.settings.shutdown_grace_seconds)
+            await self._server.stop(self.settings.grace_seconds)
         if self.containers is not None:
             await self.containers.wait_settled()
         if self._listener is not None:
@@ -207,6 +207,6 @@ async def serve(settings: Settings) -> None:
     try:
         await server.start()
         await stopping.wait()
-        log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
+        log.info("shutting down", extra={"grace_seconds": settings.grace_seconds})
     finally:
         await server.stop()

@@ -70,7 +70,6 @@ def service_settings(database_url: str, emulator: EmulatorServer, **overrides: A
         "openai_base_url": emulator.base_url,
         "openai_max_retries": 0,
         "openai_timeout_seconds": 10,
-        "shutdown_grace_seconds": 5,
     }
     values.update(overrides)
     return Settings(**values)

@@ -51,3 +51,21 @@ def test_incoherent_settings_are_refused(values: dict[str, object]) -> None:
 def test_the_emulator_can_be_forced_with_a_key() -> None:
     settings = Settings(upstream=UpstreamKind.EMULATOR, openai_api_key="sk-test")
     assert settings.uses_emulator
+
+
+def test_every_time_budget_follows_from_the_upstream_timeout() -> None:
+    budgets = Settings(openai_timeout_seconds=10).budgets
+    assert budgets.create == 15  # one POST, never retried, plus the transactions around it
+    assert budgets.delete == 25  # the DELETE and a confirming read
+    assert budgets.request == 25
+    assert budgets.create_in_flight == budgets.create
+
+
+def test_the_shutdown_grace_defaults_to_the_longest_operation() -> None:
+    assert Settings(openai_timeout_seconds=10).grace_seconds == 25
+    assert Settings(openai_timeout_seconds=10, shutdown_grace_seconds=40).grace_seconds == 40
+
+
+def test_a_grace_shorter_than_an_operation_is_refused() -> None:
+    with pytest.raises(ValidationError, match="shutdown_grace_seconds"):
+        Settings(openai_timeout_seconds=30, shutdown_grace_seconds=10)
