@@ -24,17 +24,23 @@ from agent_containers.api.bindings import AgentBindingServicer
 from agent_containers.api.containers import ContainerServicer
 from agent_containers.api.interceptor import ServiceInterceptor
 from agent_containers.api.tools import ToolResolutionServicer
-from agent_containers.config import Settings
+from agent_containers.config import OrphanPolicy, Settings
+from agent_containers.detached import Detached
 from agent_containers.domain.clock import Clock, SystemClock
 from agent_containers.domain.containers import ContainerPolicy
 from agent_containers.domain.tools import ResolutionPolicy
 from agent_containers.services.bindings import BindingService
+from agent_containers.services.container_creation import ContainerCreation
+from agent_containers.services.container_refresh import ContainerRefresh
 from agent_containers.services.containers import ContainerService
+from agent_containers.services.reconciler import Reconciler
 from agent_containers.services.resolution_cache import ResolutionCache
 from agent_containers.services.tools import ToolResolutionService
 from agent_containers.store.database import create_engine, create_session_factory, is_postgresql
+from agent_containers.store.leadership import Leadership
 from agent_containers.store.migrations import upgrade_to_head
 from agent_containers.store.notifications import InvalidationListener
+from agent_containers.store.unit_of_work import UnitOfWork
 from agent_containers.upstream.emulator import EmulatorServer
 from agent_containers.upstream.gateway import ContainersGateway
 
@@ -76,6 +82,10 @@ class AgentContainersServer:
         self._engine = create_engine(settings.database_url)
         self._gateway: ContainersGateway | None = None
         self.containers: ContainerService | None = None
+        self.reconciler: Reconciler | None = None
+        self._uow: UnitOfWork | None = None
+        # Creates and deletes that go on after their callers hung up.
+        self._detached = Detached()
         self._server: grpc.aio.Server | None = None
         # Several processes can share PostgreSQL: they keep each other's caches coherent.
         shared = is_postgresql(self._engine)
@@ -98,9 +108,11 @@ class AgentContainersServer:
         self._gateway = await self._connect_upstream()
         if self._listener is not None:
             self._listener.start()
-        sessions = create_session_factory(self._engine)
-        self.containers = ContainerService(
-            sessions,
+        uow = self._uow = UnitOfWork(create_session_factory(self._engine), self.cache.evict)
+        budgets = settings.budgets
+        refresh = ContainerRefresh(uow, self._gateway, self.clock)
+        creation = ContainerCreation(
+            uow,
             self._gateway,
             ContainerPolicy(
                 default_memory_tier=settings.default_memory_tier,
@@ -110,17 +122,24 @@ class AgentContainersServer:
                 max_containers=settings.max_containers_per_tenant,
             ),
             self.clock,
-            self.cache,
-            refresh_staleness=timedelta(seconds=settings.refresh_staleness_seconds),
-            settle_timeout_seconds=settings.openai_timeout_seconds
-            * (settings.openai_max_retries + 1)
-            + 5,
+            budgets,
+            self._detached,
         )
-        bindings = BindingService(sessions, self.containers, self.cache, self.clock)
+        self.containers = ContainerService(
+            uow,
+            self._gateway,
+            creation,
+            refresh,
+            self.clock,
+            self._detached,
+            refresh_staleness=timedelta(seconds=settings.refresh_staleness_seconds),
+        )
+        bindings = BindingService(uow, self.containers, self.clock)
         tools = ToolResolutionService(
-            sessions,
+            uow,
             self.containers,
             bindings,
+            refresh,
             self.cache,
             ResolutionPolicy(
                 auto_memory_tier=settings.auto_memory_tier,
@@ -129,7 +148,20 @@ class AgentContainersServer:
                 expiry_margin=timedelta(seconds=settings.expiry_safety_margin_seconds),
             ),
             self.clock,
+            liveness_max_age=timedelta(seconds=settings.liveness_max_age_seconds),
             upstream_available=not settings.uses_emulator,
+        )
+        self.reconciler = Reconciler(
+            uow,
+            self._gateway,
+            creation,
+            refresh,
+            Leadership(settings.database_url),
+            self.clock,
+            budgets,
+            period_seconds=settings.reconciler_period_seconds,
+            outcome_window=timedelta(seconds=settings.create_outcome_window_seconds),
+            delete_orphans=settings.reconciler_orphans is OrphanPolicy.DELETE,
         )
         server = grpc.aio.server(
             interceptors=[ServiceInterceptor()],
@@ -153,8 +185,13 @@ class AgentContainersServer:
         self._server = server
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.reconciler.start()
         log.info("serving", extra={"address": settings.listen_address, "port": self.port})
         return self.port
+
+    async def wait_detached(self) -> None:
+        """Waits for creates and deletes whose callers hung up."""
+        await self._detached.wait()
 
     async def _connect_upstream(self) -> ContainersGateway:
         settings = self.settings
@@ -185,8 +222,11 @@ class AgentContainersServer:
         await self.health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(self.settings.grace_seconds)
-        if self.containers is not None:
-            await self.containers.wait_settled()
+        if self.reconciler is not None:
+            await self.reconciler.stop()
+        await self.wait_detached()
+        if self._uow is not None:
+            await self._uow.wait_idle()
         if self._listener is not None:
             await self._listener.stop()
         if self._gateway is not None:

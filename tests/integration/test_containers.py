@@ -12,8 +12,7 @@ from agentcontainers.v1 import container_pb2, container_service_pb2
 from google.rpc import error_details_pb2
 from sqlalchemy import select
 
-from agent_containers.domain.containers import ContainerStatus
-from agent_containers.services.containers import upstream_name
+from agent_containers.domain.containers import ContainerStatus, upstream_name
 from agent_containers.store.database import create_engine, create_session_factory
 from agent_containers.store.models import AgentBindingRecord, ContainerRecord
 from tests.integration.conftest import StartService
@@ -120,6 +119,7 @@ async def test_quota_frees_when_a_container_is_deleted_or_expires(
         await service.create("three")
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     service.clock.advance(minutes=6)  # "one" expires; nobody has read it since
+    await service.reconcile()  # the background pass learns it, not the next create
     await service.create("three")
     with pytest.raises(grpc.aio.AioRpcError):
         await service.create("four")
@@ -208,6 +208,7 @@ async def test_activity_seen_only_upstream_keeps_a_container_running(
 async def test_an_expired_container_keeps_its_name_until_deleted(service: RunningService) -> None:
     created = await service.create("daily", expires_after_minutes=1)
     service.clock.advance(minutes=2)
+    await service.reconcile()
     with pytest.raises(grpc.aio.AioRpcError) as taken:
         await service.create("daily")
     assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
@@ -387,8 +388,6 @@ async def test_delete_removes_agent_bindings(
     ("http_status", "code", "reason", "detail"),
     [
         (429, grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED", error_details_pb2.RetryInfo),
-        (500, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", error_details_pb2.RetryInfo),
-        (503, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", error_details_pb2.RetryInfo),
         (
             400,
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -424,6 +423,36 @@ async def test_upstream_failure_on_create(
     assert len(service.emulator.state.containers) == 1
 
 
+@pytest.mark.parametrize("http_status", [500, 503])
+async def test_a_5xx_on_create_leaves_the_outcome_unknown_until_upstream_tells(
+    service: RunningService, http_status: int
+) -> None:
+    """A 5xx may come after upstream created the container: the row is not guessed FAILED."""
+    service.emulator.state.fail_next(http_status, operations="containers.create")
+    request_id = str(uuid.uuid4())
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await service.create("flaky", request_id=request_id)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "retry with the same request_id" in (failed.value.details() or "")
+    unpack(failed.value, error_details_pb2.RetryInfo)
+    [pending] = await list_all(service)
+    assert pending.state == State.CONTAINER_STATE_CREATING  # name and quota stay held
+    service.clock.advance(seconds=16)  # past the create's budget: no longer in flight
+    with pytest.raises(grpc.aio.AioRpcError) as still_unknown:
+        await service.create("flaky", request_id=request_id)
+    assert still_unknown.value.code() == grpc.StatusCode.UNAVAILABLE
+    await service.reconcile()  # within the outcome window: nothing found is not an answer
+    assert [c.state for c in await list_all(service)] == [State.CONTAINER_STATE_CREATING]
+    service.clock.advance(seconds=301)  # past the outcome window: upstream never made it
+    await service.reconcile()
+    [failed_row] = await list_all(service, show_deleted=True)
+    assert failed_row.state == State.CONTAINER_STATE_FAILED
+    assert "no upstream container was created" in failed_row.failure_reason
+    retried = await service.create("flaky", request_id=request_id)  # the id is free again
+    assert retried.state == State.CONTAINER_STATE_RUNNING
+    assert len(service.emulator.state.containers) == 1
+
+
 async def test_unreachable_upstream_is_unavailable(start_service: StartService) -> None:
     service = await start_service()
     await service.emulator.stop()
@@ -455,10 +484,10 @@ async def test_create_is_attempted_once_upstream(start_service: StartService) ->
         await service.create("slow")
     assert timed_out.value.code() == grpc.StatusCode.UNAVAILABLE
     assert service.emulator.state.calls["containers.create"] == 1
-    # Before failing it, the service looked for the container under its upstream name.
+    # The service looked for the container under its upstream name, and did not find it yet.
     assert service.emulator.state.calls["containers.list"] >= 1
     assert [c.state for c in await list_all(service, show_deleted=True)] == [
-        State.CONTAINER_STATE_FAILED
+        State.CONTAINER_STATE_CREATING
     ]
 
 
@@ -489,11 +518,13 @@ async def test_rows_abandoned_in_creating_are_reconciled(
         await engine.dispose()
     # A process crashed after upstream created "made" and before it wrote RUNNING.
     upstream = service.emulator.state.create_container(upstream_name(made))
+    # No tenant calls: the reconciler settles both.
+    await service.reconcile()
     listed = {c.name: c for c in await list_all(service, show_deleted=True)}
     assert listed["made"].state == State.CONTAINER_STATE_RUNNING
     assert listed["made"].openai_container_id == upstream.id
     assert listed["lost"].state == State.CONTAINER_STATE_FAILED
-    assert "abandoned" in listed["lost"].failure_reason
+    assert "no upstream container was created" in listed["lost"].failure_reason
 
 
 async def test_get_asks_upstream_once_the_expiry_time_passes_even_if_fresh(
@@ -509,13 +540,31 @@ async def test_get_asks_upstream_once_the_expiry_time_passes_even_if_fresh(
     assert service.emulator.state.calls["containers.retrieve"] == 1
 
 
-async def test_list_settles_overdue_containers_with_upstream(service: RunningService) -> None:
+async def test_the_reconciler_settles_overdue_containers_with_upstream(
+    service: RunningService,
+) -> None:
     expiring = await service.create("short", expires_after_minutes=5)
     kept = await service.create("kept", expires_after_minutes=60)
     service.clock.advance(minutes=6)
+    listed = service.emulator.state.calls["containers.list"]
+    await service.reconcile()
     states = {c.id: c.state for c in await list_all(service)}
     assert states == {
         expiring.id: State.CONTAINER_STATE_EXPIRED,
         kept.id: State.CONTAINER_STATE_RUNNING,
     }
-    assert service.emulator.state.calls["containers.retrieve"] == 1  # only the overdue one
+    # It lists, which keeps nothing alive; a retrieve would count as activity upstream.
+    assert service.emulator.state.calls["containers.retrieve"] == 0
+    assert service.emulator.state.calls["containers.list"] == listed + 1
+
+
+async def test_a_list_does_not_grow_with_the_tenants_rows(service: RunningService) -> None:
+    """Requests do not do the reconciler's work: listing asks upstream nothing."""
+    await service.create("short", expires_after_minutes=5)
+    service.clock.advance(minutes=6)  # overdue locally
+    before = dict(service.emulator.state.calls)
+    await list_all(service)
+    await service.create("another")
+    after = dict(service.emulator.state.calls)
+    assert after.get("containers.retrieve", 0) == before.get("containers.retrieve", 0)
+    assert after.get("containers.list", 0) == before.get("containers.list", 0)

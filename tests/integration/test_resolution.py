@@ -503,7 +503,7 @@ async def test_an_interrupted_delete_still_ends_the_binding(service: RunningServ
             timeout=0.1,
         )
     assert hung_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    await service.server.containers.wait_settled()
+    await service.server.wait_detached()
     service.emulator.state.latency = 0
     assert (await resolve(service)).source == Source.TOOL_SOURCE_AUTO
     assert container.openai_container_id not in service.emulator.state.containers

@@ -44,6 +44,11 @@ class RunningService:
         self.bindings = binding_service_pb2_grpc.AgentBindingServiceStub(self.channel)
         self.tools = tool_service_pb2_grpc.ToolResolutionServiceStub(self.channel)
 
+    async def reconcile(self) -> None:
+        """One reconciliation pass, as the background loop would run it."""
+        assert self.server.reconciler is not None
+        await self.server.reconciler.run_once()
+
     async def create(
         self, name: str, *, tenant: str = "acme", **container: Any
     ) -> container_pb2.Container:
@@ -70,6 +75,9 @@ def service_settings(database_url: str, emulator: EmulatorServer, **overrides: A
         "openai_base_url": emulator.base_url,
         "openai_max_retries": 0,
         "openai_timeout_seconds": 10,
+        # Tests run reconciliation passes themselves (server.reconciler.run_once()), so that
+        # upstream call counts and states do not move under them.
+        "reconciler_period_seconds": 3600,
     }
     values.update(overrides)
     return Settings(**values)

@@ -9,21 +9,20 @@ from agentcontainers.v1 import binding_service_pb2
 
 from agent_containers.api.containers import container_state_to_proto, timestamp
 from agent_containers.api.identity import current_identity
+from agent_containers.domain.bindings import AgentBinding
 from agent_containers.services.bindings import BindingService
-from agent_containers.services.containers import container_expire_time
-from agent_containers.store.bindings import BindingRow
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def binding_to_proto(row: BindingRow) -> binding_service_pb2.AgentBinding:
-    binding, container = row
+def binding_to_proto(binding: AgentBinding) -> binding_service_pb2.AgentBinding:
+    container = binding.container
     return binding_service_pb2.AgentBinding(
         agent_key=binding.agent_key,
-        container_id=str(binding.container_id),
+        container_id=str(container.id),
         openai_container_id=container.openai_id or "",
         container_state=container_state_to_proto(container.status),
-        container_expire_time=timestamp(container_expire_time(container)),
+        container_expire_time=timestamp(container.expire_time),
         create_time=timestamp(binding.created_at),
         update_time=timestamp(binding.updated_at),
     )
@@ -38,8 +37,10 @@ class AgentBindingServicer:
     async def BindContainer(
         self, request: binding_service_pb2.BindContainerRequest, context: Context
     ) -> binding_service_pb2.AgentBinding:
-        row = await self._bindings.bind(current_identity(), request.agent_key, request.container_id)
-        return binding_to_proto(row)
+        binding = await self._bindings.bind(
+            current_identity(), request.agent_key, request.container_id
+        )
+        return binding_to_proto(binding)
 
     async def UnbindContainer(
         self, request: binding_service_pb2.UnbindContainerRequest, context: Context
@@ -61,6 +62,6 @@ class AgentBindingServicer:
             container_id=request.container_id,
         )
         return binding_service_pb2.ListAgentBindingsResponse(
-            bindings=[binding_to_proto(row) for row in page.bindings],
+            bindings=[binding_to_proto(binding) for binding in page.bindings],
             next_page_token=page.next_page_token,
         )

@@ -10,10 +10,14 @@ from agentcontainers.v1 import container_pb2, container_service_pb2
 from google.protobuf import timestamp_pb2
 
 from agent_containers.api.identity import current_identity
-from agent_containers.domain.containers import ContainerDraft, ContainerStatus, parse_container_id
+from agent_containers.domain.containers import (
+    Container,
+    ContainerDraft,
+    ContainerStatus,
+    parse_container_id,
+)
 from agent_containers.domain.errors import FieldViolation, InvalidArgument
-from agent_containers.services.containers import ContainerService, container_expire_time
-from agent_containers.store.models import ContainerRecord
+from agent_containers.services.containers import ContainerService
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -58,24 +62,26 @@ def container_state_to_proto(status: ContainerStatus) -> container_pb2.Container
     return _STATUS_TO_PROTO[status]
 
 
-def container_to_proto(row: ContainerRecord) -> container_pb2.Container:
-    """The API's view of a container row."""
+def container_to_proto(container: Container) -> container_pb2.Container:
+    """The API's view of a container."""
     return container_pb2.Container(
-        id=str(row.id),
-        openai_container_id=row.openai_id or "",
-        name=row.name,
-        memory_tier=_TIER_TO_PROTO.get(row.memory_limit, container_pb2.MEMORY_TIER_UNSPECIFIED),
-        expires_after_minutes=int(row.expires_after["minutes"]),
-        state=_STATUS_TO_PROTO[row.status],
-        metadata={str(key): str(value) for key, value in row.metadata_.items()},
-        owner_user_id=row.owner_user_id,
-        last_active_time=timestamp(row.last_active_at),
-        expire_time=timestamp(container_expire_time(row)),
-        refresh_time=timestamp(row.refreshed_at),
-        create_time=timestamp(row.created_at),
-        update_time=timestamp(row.updated_at),
-        delete_time=timestamp(row.deleted_at),
-        failure_reason=row.failure_reason or "",
+        id=str(container.id),
+        openai_container_id=container.openai_id or "",
+        name=container.name,
+        memory_tier=_TIER_TO_PROTO.get(
+            container.memory_tier, container_pb2.MEMORY_TIER_UNSPECIFIED
+        ),
+        expires_after_minutes=container.expiry_minutes,
+        state=_STATUS_TO_PROTO[container.status],
+        metadata=dict(container.metadata),
+        owner_user_id=container.owner_user_id,
+        last_active_time=timestamp(container.last_active_at),
+        expire_time=timestamp(container.expire_time),
+        refresh_time=timestamp(container.refreshed_at),
+        create_time=timestamp(container.created_at),
+        update_time=timestamp(container.updated_at),
+        delete_time=timestamp(container.deleted_at),
+        failure_reason=container.failure_reason or "",
     )
 
 
@@ -110,14 +116,14 @@ class ContainerServicer:
             file_ids=tuple(request.file_ids),
             request_id=request.request_id,
         )
-        row = await self._containers.create(current_identity(), draft)
-        return container_to_proto(row)
+        created = await self._containers.create(current_identity(), draft)
+        return container_to_proto(created)
 
     async def GetContainer(
         self, request: container_service_pb2.GetContainerRequest, context: Context
     ) -> container_pb2.Container:
-        row = await self._containers.get(current_identity(), parse_container_id(request.id))
-        return container_to_proto(row)
+        container = await self._containers.get(current_identity(), parse_container_id(request.id))
+        return container_to_proto(container)
 
     async def ListContainers(
         self, request: container_service_pb2.ListContainersRequest, context: Context
@@ -130,15 +136,17 @@ class ContainerServicer:
             show_deleted=request.show_deleted,
         )
         return container_service_pb2.ListContainersResponse(
-            containers=[container_to_proto(row) for row in page.containers],
+            containers=[container_to_proto(container) for container in page.containers],
             next_page_token=page.next_page_token,
         )
 
     async def DeleteContainer(
         self, request: container_service_pb2.DeleteContainerRequest, context: Context
     ) -> container_pb2.Container:
-        row = await self._containers.delete(current_identity(), parse_container_id(request.id))
-        return container_to_proto(row)
+        container = await self._containers.delete(
+            current_identity(), parse_container_id(request.id)
+        )
+        return container_to_proto(container)
 
     # Container files arrive with their own issue; until then the contract answers UNIMPLEMENTED.
 

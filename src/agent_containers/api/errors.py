@@ -73,7 +73,7 @@ def _code_and_detail(error: errors.DomainError) -> tuple[int, Message | None]:
                     for v in error.violations
                 ]
             )
-        case errors.UpstreamUnavailable():
+        case errors.UpstreamUnavailable() | errors.DatabaseUnavailable():
             return code_pb2.UNAVAILABLE, _retry_info(error.retry_after_seconds)
         case errors.UpstreamRejected():
             return code_pb2.FAILED_PRECONDITION, error_details_pb2.PreconditionFailure(

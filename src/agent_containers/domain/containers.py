@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -37,6 +38,64 @@ MAX_METADATA_VALUE_LENGTH = 512
 # NUL cannot be stored in PostgreSQL's JSONB; no control character belongs in a label.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 LIVE_STATUSES = frozenset({ContainerStatus.CREATING, ContainerStatus.RUNNING})
+
+
+UPSTREAM_NAME_PREFIX = "ac-"
+
+
+def upstream_name(container_id: uuid.UUID) -> str:
+    """The name a container gets upstream: unique across tenants (who share one API key), and
+    findable again when a create's outcome is unknown (a timeout, a crash)."""
+    return f"{UPSTREAM_NAME_PREFIX}{container_id}"
+
+
+def container_id_of_upstream_name(name: str) -> uuid.UUID | None:
+    """The container id an upstream name was made from, or None for a name not of ours."""
+    if not name.startswith(UPSTREAM_NAME_PREFIX):
+        return None
+    try:
+        container_id = uuid.UUID(name[len(UPSTREAM_NAME_PREFIX) :])
+    except ValueError:
+        return None
+    return container_id if upstream_name(container_id) == name else None
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container as the service knows it: what services return and the API shows."""
+
+    id: uuid.UUID
+    tenant_id: str
+    owner_user_id: str
+    name: str
+    memory_tier: str
+    status: ContainerStatus
+    expiry_minutes: int
+    metadata: Mapping[str, str]
+    openai_id: str | None
+    last_active_at: datetime | None
+    refreshed_at: datetime | None
+    """When upstream last confirmed what this copy says."""
+    failure_reason: str | None
+    request_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+    @property
+    def expire_time(self) -> datetime | None:
+        """When the container expires unless used again (as last seen)."""
+        return expire_time(self.last_active_at, self.expiry_minutes)
+
+
+@dataclass(frozen=True)
+class UpstreamFacts:
+    """What upstream said about a container at one moment."""
+
+    openai_id: str
+    last_active_at: datetime | None
+    expiry_minutes: int | None
+    expired: bool
 
 
 @dataclass(frozen=True)

@@ -112,9 +112,27 @@ class UpstreamUnavailable(DomainError):
     reason = "UPSTREAM_UNAVAILABLE"
 
     def __init__(
-        self, message: str, *, retry_after_seconds: float = 1.0, reason: str | None = None
+        self,
+        message: str,
+        *,
+        retry_after_seconds: float = 1.0,
+        reason: str | None = None,
+        outcome_unknown: bool = True,
     ) -> None:
+        """`outcome_unknown`: upstream may have done the work anyway (a timeout, a dropped
+        connection, a 5xx); False when it certainly did not (it refused our credentials)."""
         super().__init__(message, reason=reason)
+        self.retry_after_seconds = retry_after_seconds
+        self.outcome_unknown = outcome_unknown
+
+
+class DatabaseUnavailable(DomainError):
+    """The database could not be reached, or dropped the connection: worth a retry."""
+
+    reason = "DATABASE_UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
 
 

@@ -97,6 +97,28 @@ class ContainerSnapshot:
     openai_id: str | None
     status: ContainerStatus
     expire_time: datetime | None
+    verified_at: datetime | None = None
+    """When upstream last confirmed these facts (None: never)."""
+
+
+def facts_age_exceeds(
+    snapshot: ContainerSnapshot,
+    verified_through: datetime | None,
+    now: datetime,
+    max_age: timedelta,
+) -> bool:
+    """Whether what is known of a RUNNING container is too old to hand it out on.
+
+    `verified_through`: when the newest complete reconciliation pass started; every RUNNING row
+    it did not change was confirmed as of then.
+    """
+    if snapshot.status is not ContainerStatus.RUNNING:
+        return False  # only a live verdict can be wrong in a harmful way
+    confirmed = max(
+        (moment for moment in (snapshot.verified_at, verified_through) if moment is not None),
+        default=None,
+    )
+    return confirmed is None or now - confirmed > max_age
 
 
 @dataclass(frozen=True, slots=True)

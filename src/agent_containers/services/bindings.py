@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_containers.domain import pagination
+from agent_containers.domain.bindings import AgentBinding
 from agent_containers.domain.clock import Clock
 from agent_containers.domain.containers import ContainerStatus, parse_container_id
 from agent_containers.domain.errors import (
@@ -20,10 +21,8 @@ from agent_containers.domain.errors import (
 from agent_containers.domain.identity import Identity
 from agent_containers.domain.tools import parse_optional_container_id, validate_agent_key
 from agent_containers.services.containers import ContainerService
-from agent_containers.services.resolution_cache import ResolutionCache
 from agent_containers.store import bindings as rows
-from agent_containers.store.bindings import BindingRow
-from agent_containers.store.notifications import binding_changed
+from agent_containers.store.unit_of_work import Transaction, UnitOfWork
 
 BINDING = "binding"
 
@@ -32,7 +31,7 @@ BINDING = "binding"
 class BindingPage:
     """One page of a binding listing."""
 
-    bindings: Sequence[BindingRow]
+    bindings: Sequence[AgentBinding]
     next_page_token: str
 
 
@@ -50,60 +49,62 @@ def _not_bound(agent_key: str) -> NotFound:
 class BindingService:
     """Bind, unbind, get and list a tenant's agent bindings."""
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        containers: ContainerService,
-        cache: ResolutionCache,
-        clock: Clock,
-    ) -> None:
-        self._sessions = sessions
+    def __init__(self, uow: UnitOfWork, containers: ContainerService, clock: Clock) -> None:
+        self._uow = uow
         self._containers = containers
-        self._cache = cache
         self._clock = clock
 
-    async def bind(self, identity: Identity, agent_key: str, container_id: str) -> BindingRow:
+    async def bind(self, identity: Identity, agent_key: str, container_id: str) -> AgentBinding:
         _checked_agent_key(agent_key)
         target = parse_container_id(container_id, "container_id")
         # Read through the container service first: a stale or overdue copy is refreshed from
         # upstream, so a container that expired there is refused here.
         await self._containers.get(identity, target)
         tenant = identity.tenant_id
-        async with self._cache.writing(self._sessions) as (session, changed):
+
+        async def write(transaction: Transaction) -> AgentBinding | None:
+            session = transaction.session
             container = await rows.lock_container(session, tenant, target)
             if container is None:  # deleted between the read and the lock? it stays hidden
                 raise NotFound("container", str(target), reason="CONTAINER_NOT_FOUND")
             if container.status is not ContainerStatus.RUNNING:
                 raise _unbindable(container.id, container.status)
             await rows.upsert(session, tenant, agent_key, target, self._clock.now())
-            changed.append(binding_changed(tenant, agent_key))
-            bound = await rows.get(session, tenant, agent_key)  # as written, not as read later
+            transaction.binding_changed(tenant, agent_key)
+            return await rows.get(session, tenant, agent_key)  # as written, not as read later
+
+        bound = await self._uow.write(write)
         assert bound is not None
         return bound
 
-    async def unbind(self, identity: Identity, agent_key: str) -> BindingRow:
+    async def unbind(self, identity: Identity, agent_key: str) -> AgentBinding:
         _checked_agent_key(agent_key)
         tenant = identity.tenant_id
-        async with self._cache.writing(self._sessions) as (session, changed):
-            found = await rows.get(session, tenant, agent_key)
+
+        async def write(transaction: Transaction) -> AgentBinding:
+            found = await rows.get(transaction.session, tenant, agent_key)
             if found is None:
                 raise _not_bound(agent_key)
-            await rows.delete(session, tenant, agent_key)
-            changed.append(binding_changed(tenant, agent_key))
-        return found
+            await rows.delete(transaction.session, tenant, agent_key)
+            transaction.binding_changed(tenant, agent_key)
+            return found
 
-    async def get(self, identity: Identity, agent_key: str) -> BindingRow:
+        return await self._uow.write(write)
+
+    async def get(self, identity: Identity, agent_key: str) -> AgentBinding:
         _checked_agent_key(agent_key)
-        async with self._sessions() as session:
-            found = await rows.get(session, identity.tenant_id, agent_key)
+        found = await self.find(identity, agent_key)
         if found is None:
             raise _not_bound(agent_key)
         return found
 
-    async def find(self, identity: Identity, agent_key: str) -> BindingRow | None:
+    async def find(self, identity: Identity, agent_key: str) -> AgentBinding | None:
         """The binding, or None (for the tool catalog)."""
-        async with self._sessions() as session:
+
+        async def load(session: AsyncSession) -> AgentBinding | None:
             return await rows.get(session, identity.tenant_id, agent_key)
+
+        return await self._uow.read(load)
 
     async def list(
         self, identity: Identity, *, page_size: int, page_token: str, container_id: str
@@ -116,18 +117,21 @@ class BindingService:
         key = pagination.decode_page_token(page_token, fingerprint, 1)
         if key is not None and validate_agent_key(key[0]):
             raise pagination.invalid_page_token()  # forged: tokens carry only real agent keys
-        async with self._sessions() as session:
-            found = await rows.page(
+
+        async def load(session: AsyncSession) -> list[AgentBinding]:
+            return await rows.page(
                 session,
                 identity.tenant_id,
                 container_id=target,
                 after=key[0] if key else None,
                 limit=size + 1,
             )
+
+        found = await self._uow.read(load)
         page = found[:size]
         token = ""
         if len(found) > size:
-            token = pagination.encode_page_token(fingerprint, [page[-1][0].agent_key])
+            token = pagination.encode_page_token(fingerprint, [page[-1].agent_key])
         return BindingPage(bindings=page, next_page_token=token)
 
 

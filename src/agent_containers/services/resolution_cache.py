@@ -4,21 +4,19 @@ Two maps: an agent's bound container id (or "no binding"), and a container's sna
 such container"). Writers evict after they commit, here and, through PostgreSQL notifications,
 in every other process. A load that started before an eviction never stores its (older) result:
 each key carries a version that eviction bumps. While the notification channel is down the
-cache serves nothing, since it could miss evictions.
+cache serves nothing, since it could miss evictions. Writes reach it through the unit of work
+(store/unit_of_work.py), which tells it what every committed write changed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from agent_containers.domain.tools import ContainerSnapshot
-from agent_containers.store import notifications
 from agent_containers.store.notifications import Invalidation
 
 T = TypeVar("T")
@@ -79,6 +77,9 @@ class ResolutionCache:
         self._containers: _Map[ContainerSnapshot | None] = _Map()
         self._epoch = 0
         self.serving = not shared
+        # The start of the newest complete reconciliation pass: RUNNING facts it left alone
+        # were confirmed upstream as of then (None: none seen by this process yet).
+        self.verified_through: datetime | None = None
         self.hits = 0
         self.misses = 0
 
@@ -149,28 +150,12 @@ class ResolutionCache:
 
     # --- writes -------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def writing(
-        self, sessions: async_sessionmaker[AsyncSession]
-    ) -> AsyncIterator[tuple[AsyncSession, list[Invalidation]]]:
-        """A write transaction whose changes reach every cache.
-
-        The body adds what it changes to the list. Just before the commit they are announced
-        (NOTIFY, delivered to the other processes only if the commit happens); after the
-        transaction ends they are evicted here, whatever happened, even if the caller was
-        cancelled at the commit: an eviction too many only costs a reload.
-        """
-        changed: list[Invalidation] = []
-        try:
-            async with sessions.begin() as session:
-                yield session, changed
-                await notifications.publish(session, changed)
-        finally:
-            self.evict(changed)
-
     def evict(self, invalidations: Iterable[Invalidation]) -> None:
         """After a commit (or on a notification): forgets what changed."""
         for invalidation in invalidations:
+            if invalidation.kind == "reconciled":
+                self._note_reconciled(invalidation.key)
+                continue
             if invalidation.kind == "binding":
                 self._bindings.evict((invalidation.tenant_id, invalidation.key))
                 continue
@@ -179,6 +164,16 @@ class ResolutionCache:
             except ValueError:
                 continue  # not one of ours
             self._containers.evict((invalidation.tenant_id, container_id))
+
+    def _note_reconciled(self, moment: str) -> None:
+        try:
+            verified_through = datetime.fromisoformat(moment)
+        except ValueError:
+            return  # not one of ours
+        if verified_through.tzinfo is None:
+            return
+        if self.verified_through is None or verified_through > self.verified_through:
+            self.verified_through = verified_through
 
     def on_notification(self, invalidation: Invalidation) -> None:
         self.evict([invalidation])

@@ -6,11 +6,13 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent_containers.domain.bindings import AgentBinding
 from agent_containers.domain.clock import Clock
-from agent_containers.domain.containers import ContainerStatus, expire_time
+from agent_containers.domain.containers import Container, ContainerStatus
 from agent_containers.domain.errors import (
     DomainError,
     FailedPrecondition,
@@ -34,6 +36,7 @@ from agent_containers.domain.tools import (
     ToolRequest,
     ToolSource,
     decide,
+    facts_age_exceeds,
     first_candidate,
     parse_optional_container_id,
     unfit_reason,
@@ -41,12 +44,13 @@ from agent_containers.domain.tools import (
     validate_config,
 )
 from agent_containers.services.bindings import BindingService
+from agent_containers.services.container_refresh import ContainerRefresh
 from agent_containers.services.containers import ContainerService
 from agent_containers.services.resolution_cache import Miss, ResolutionCache
 from agent_containers.store import bindings as binding_rows
 from agent_containers.store import containers as container_rows
-from agent_containers.store.bindings import BindingRow
-from agent_containers.store.models import ContainerRecord
+from agent_containers.store.notifications import container_changed
+from agent_containers.store.unit_of_work import UnitOfWork
 
 # A local expiry verdict is a prediction (activity through OpenAI moves the real one): these
 # reasons are checked with upstream before they are believed.
@@ -58,6 +62,9 @@ MAX_SHOWN_NAME = 64
 # Asking upstream about a container that looks expired happens on an agent's run: bounded, so a
 # slow upstream delays the run by seconds and the container is judged on what is known.
 CONFIRM_DEADLINE_SECONDS = 3.0
+# After upstream failed to revalidate a container, the old facts are served for this long before
+# it is asked again: an outage must not turn every run into a wait.
+REVALIDATE_BACKOFF_SECONDS = 5.0
 
 
 def _shown(name: str) -> str:
@@ -65,12 +72,13 @@ def _shown(name: str) -> str:
     return name if len(name) <= MAX_SHOWN_NAME else f"{name[:MAX_SHOWN_NAME]}..."
 
 
-def snapshot_of(row: ContainerRecord) -> ContainerSnapshot:
+def snapshot_of(container: Container) -> ContainerSnapshot:
     return ContainerSnapshot(
-        container_id=row.id,
-        openai_id=row.openai_id,
-        status=row.status,
-        expire_time=expire_time(row.last_active_at, int(row.expires_after["minutes"])),
+        container_id=container.id,
+        openai_id=container.openai_id,
+        status=container.status,
+        expire_time=container.expire_time,
+        verified_at=container.refreshed_at,
     )
 
 
@@ -81,7 +89,7 @@ class ToolEntry:
     name: str
     available: bool
     modes: tuple[ToolMode, ...]
-    binding: BindingRow | None
+    binding: AgentBinding | None
     binding_live: bool
 
 
@@ -90,17 +98,24 @@ class ToolResolutionService:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        uow: UnitOfWork,
         containers: ContainerService,
         bindings: BindingService,
+        refresh: ContainerRefresh,
         cache: ResolutionCache,
         policy: ResolutionPolicy,
         clock: Clock,
         *,
+        liveness_max_age: timedelta,
         upstream_available: bool,
     ) -> None:
-        self._sessions = sessions
+        self._uow = uow
         self._containers = containers
+        self._refresh = refresh
+        self._liveness_max_age = liveness_max_age
+        # Revalidations in flight (one per container) and when each last failed.
+        self._revalidating: dict[uuid.UUID, asyncio.Task[ContainerSnapshot]] = {}
+        self._revalidation_failed: dict[uuid.UUID, float] = {}
         self._bindings = bindings
         self._cache = cache
         self._policy = policy
@@ -149,7 +164,9 @@ class ToolResolutionService:
             raise InvalidArgument(violations)
         binding = await self._bindings.find(identity, agent_key)
         live = binding is not None and (
-            unfit_reason(snapshot_of(binding[1]), self._clock.now(), self._policy.expiry_margin)
+            unfit_reason(
+                snapshot_of(binding.container), self._clock.now(), self._policy.expiry_margin
+            )
             is None
         )
         return [
@@ -247,7 +264,14 @@ class ToolResolutionService:
             reason = unfit_reason(snapshot, now, policy.expiry_margin)
             if reason is None:
                 assert snapshot is not None
-                return self._explicit(request.tool, candidate.source, snapshot)
+                if not facts_age_exceeds(
+                    snapshot, self._cache.verified_through, now, self._liveness_max_age
+                ):
+                    return self._explicit(request.tool, candidate.source, snapshot)
+                snapshot = await self._revalidate(tenant, snapshot)
+                reason = unfit_reason(snapshot, now, policy.expiry_margin)
+                if reason is None and snapshot is not None:
+                    return self._explicit(request.tool, candidate.source, snapshot)
             if (
                 snapshot is not None
                 and snapshot.status is ContainerStatus.RUNNING
@@ -284,13 +308,59 @@ class ToolResolutionService:
             return snapshot  # judged on what we know: never handed out while it looks expired
         return snapshot_of(row)
 
+    async def _revalidate(
+        self, tenant_id: str, snapshot: ContainerSnapshot
+    ) -> ContainerSnapshot | None:
+        """Newer facts about a container whose facts are too old to hand it out on.
+
+        The database first (the reconciler has usually confirmed it meanwhile), then upstream
+        by a lookup that does not keep the container alive. One revalidation per container at a
+        time; when upstream cannot answer in time, the old facts are served (the local expiry
+        and its margin still apply) and upstream is asked again after a backoff.
+        """
+        loop = asyncio.get_running_loop()
+        failed_at = self._revalidation_failed.get(snapshot.container_id)
+        if failed_at is not None and loop.time() - failed_at < REVALIDATE_BACKOFF_SECONDS:
+            return snapshot
+        task = self._revalidating.get(snapshot.container_id)
+        if task is None:
+            task = asyncio.create_task(self._revalidated(tenant_id, snapshot))
+            self._revalidating[snapshot.container_id] = task
+            task.add_done_callback(lambda _: self._revalidating.pop(snapshot.container_id, None))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), CONFIRM_DEADLINE_SECONDS)
+        except (DomainError, TimeoutError):
+            self._revalidation_failed[snapshot.container_id] = loop.time()
+            if len(self._revalidation_failed) > MAX_EXPLICIT_ANSWERS:
+                self._revalidation_failed.clear()
+            return snapshot
+
+    async def _revalidated(self, tenant_id: str, snapshot: ContainerSnapshot) -> ContainerSnapshot:
+        stored = await self._uow.read(
+            lambda session: container_rows.get(session, tenant_id, snapshot.container_id)
+        )
+        if stored is None:
+            raise DomainError("the container vanished")  # the eviction will tell resolution
+        fresh = snapshot_of(stored)
+        if facts_age_exceeds(
+            fresh, self._cache.verified_through, self._clock.now(), self._liveness_max_age
+        ):
+            fresh = snapshot_of(await self._refresh.look_up(stored))
+        # The cached snapshot is older than this one: the next run loads the new facts.
+        self._cache.evict([container_changed(tenant_id, snapshot.container_id)])
+        return fresh
+
     async def _load_binding(self, tenant_id: str, agent_key: str) -> uuid.UUID | None:
-        async with self._sessions() as session:
+        async def load(session: AsyncSession) -> uuid.UUID | None:
             return await binding_rows.bound_container_id(session, tenant_id, agent_key)
+
+        return await self._uow.read(load)
 
     async def _load_container(
         self, tenant_id: str, container_id: uuid.UUID
     ) -> ContainerSnapshot | None:
-        async with self._sessions() as session:
-            row = await container_rows.get(session, tenant_id, container_id)
-        return None if row is None else snapshot_of(row)
+        async def load(session: AsyncSession) -> Container | None:
+            return await container_rows.get(session, tenant_id, container_id)
+
+        container = await self._uow.read(load)
+        return None if container is None else snapshot_of(container)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent_containers.domain.bindings import AgentBinding
+from agent_containers.domain.containers import Container
+from agent_containers.store.containers import to_value
 from agent_containers.store.models import AgentBindingRecord, ContainerRecord
-
-BindingRow = tuple[AgentBindingRecord, ContainerRecord]
 
 
 def _with_container() -> sa.Select[AgentBindingRecord, ContainerRecord]:
@@ -21,14 +21,23 @@ def _with_container() -> sa.Select[AgentBindingRecord, ContainerRecord]:
     )
 
 
-async def get(session: AsyncSession, tenant_id: str, agent_key: str) -> BindingRow | None:
+def _binding(binding: AgentBindingRecord, container: ContainerRecord) -> AgentBinding:
+    return AgentBinding(
+        agent_key=binding.agent_key,
+        container=to_value(container),
+        created_at=binding.created_at,
+        updated_at=binding.updated_at,
+    )
+
+
+async def get(session: AsyncSession, tenant_id: str, agent_key: str) -> AgentBinding | None:
     result = await session.execute(
         _with_container().where(
             AgentBindingRecord.tenant_id == tenant_id, AgentBindingRecord.agent_key == agent_key
         )
     )
     row = result.first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else _binding(row[0], row[1])
 
 
 async def bound_container_id(
@@ -43,18 +52,19 @@ async def bound_container_id(
 
 async def lock_container(
     session: AsyncSession, tenant_id: str, container_id: uuid.UUID
-) -> ContainerRecord | None:
+) -> Container | None:
     """The tenant's container, locked until the transaction ends so a delete cannot interleave.
 
     PostgreSQL: SELECT ... FOR UPDATE. SQLite: the transaction's BEGIN IMMEDIATE already holds
     the database's write lock (and SQLAlchemy leaves FOR UPDATE out there).
     """
-    return await session.scalar(
+    row = await session.scalar(
         sa.select(ContainerRecord)
         .where(ContainerRecord.id == container_id, ContainerRecord.tenant_id == tenant_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    return None if row is None else to_value(row)
 
 
 async def upsert(
@@ -93,7 +103,7 @@ async def page(
     container_id: uuid.UUID | None,
     after: str | None,
     limit: int,
-) -> Sequence[BindingRow]:
+) -> list[AgentBinding]:
     """One page of the tenant's bindings, by agent key."""
     query = _with_container().where(AgentBindingRecord.tenant_id == tenant_id)
     if container_id is not None:
@@ -101,4 +111,4 @@ async def page(
     if after is not None:
         query = query.where(AgentBindingRecord.agent_key > after)
     result = await session.execute(query.order_by(AgentBindingRecord.agent_key).limit(limit))
-    return [(binding, container) for binding, container in result.all()]
+    return [_binding(binding, container) for binding, container in result.all()]

@@ -1,16 +1,53 @@
-"""Container rows: the queries the container use cases need, scoped by tenant."""
+"""Container rows: every query and write the container use cases need, as domain values.
+
+Rows never leave this module: callers get :class:`Container` values. Writes that settle a row
+lock it first (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already holds the only
+write lock), and each write says whether it changed anything, so callers publish only real changes.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent_containers.domain.containers import LIVE_STATUSES, ContainerStatus
+from agent_containers.domain.containers import (
+    LIVE_STATUSES,
+    Container,
+    ContainerSpec,
+    ContainerStatus,
+    UpstreamFacts,
+)
 from agent_containers.store.models import AgentBindingRecord, ContainerRecord
+
+
+def to_value(row: ContainerRecord) -> Container:
+    """The domain value of a row."""
+    return Container(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        owner_user_id=row.owner_user_id,
+        name=row.name,
+        memory_tier=row.memory_limit,
+        status=row.status,
+        expiry_minutes=int(row.expires_after["minutes"]),
+        metadata={str(key): str(value) for key, value in row.metadata_.items()},
+        openai_id=row.openai_id,
+        last_active_at=row.last_active_at,
+        refreshed_at=row.refreshed_at,
+        failure_reason=row.failure_reason,
+        request_id=row.request_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deleted_at=row.deleted_at,
+    )
+
+
+def _expires_after(minutes: int) -> dict[str, object]:
+    return {"anchor": "last_active_at", "minutes": minutes}
 
 
 async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
@@ -26,34 +63,41 @@ async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
         )
 
 
-async def get(
-    session: AsyncSession, tenant_id: str, container_id: uuid.UUID
-) -> ContainerRecord | None:
+async def _locked(session: AsyncSession, container_id: uuid.UUID) -> ContainerRecord | None:
+    return await session.get(
+        ContainerRecord, container_id, with_for_update=True, populate_existing=True
+    )
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+async def get(session: AsyncSession, tenant_id: str, container_id: uuid.UUID) -> Container | None:
     """The tenant's container with that id (deleted ones included), or None."""
     row = await session.get(ContainerRecord, container_id)
-    return row if row is not None and row.tenant_id == tenant_id else None
+    return to_value(row) if row is not None and row.tenant_id == tenant_id else None
 
 
 async def find_by_request_id(
     session: AsyncSession, tenant_id: str, request_id: uuid.UUID
-) -> ContainerRecord | None:
-    return await session.scalar(
+) -> Container | None:
+    row = await session.scalar(
         sa.select(ContainerRecord).where(
             ContainerRecord.tenant_id == tenant_id, ContainerRecord.request_id == request_id
         )
     )
+    return None if row is None else to_value(row)
 
 
-async def find_live_by_name(
-    session: AsyncSession, tenant_id: str, name: str
-) -> ContainerRecord | None:
-    return await session.scalar(
+async def find_live_by_name(session: AsyncSession, tenant_id: str, name: str) -> Container | None:
+    row = await session.scalar(
         sa.select(ContainerRecord).where(
             ContainerRecord.tenant_id == tenant_id,
             ContainerRecord.name == name,
             ContainerRecord.deleted_at.is_(None),
         )
     )
+    return None if row is None else to_value(row)
 
 
 async def count_live(session: AsyncSession, tenant_id: str) -> int:
@@ -66,31 +110,6 @@ async def count_live(session: AsyncSession, tenant_id: str) -> int:
     return int(count or 0)
 
 
-async def running(session: AsyncSession, tenant_id: str) -> Sequence[ContainerRecord]:
-    """The tenant's RUNNING containers (at most its quota, so few)."""
-    result = await session.scalars(
-        sa.select(ContainerRecord).where(
-            ContainerRecord.tenant_id == tenant_id,
-            ContainerRecord.status == ContainerStatus.RUNNING,
-        )
-    )
-    return result.all()
-
-
-async def stale_creating(
-    session: AsyncSession, tenant_id: str, created_before: datetime
-) -> Sequence[ContainerRecord]:
-    """The tenant's CREATING rows older than any create still in flight could be."""
-    result = await session.scalars(
-        sa.select(ContainerRecord).where(
-            ContainerRecord.tenant_id == tenant_id,
-            ContainerRecord.status == ContainerStatus.CREATING,
-            ContainerRecord.created_at < created_before,
-        )
-    )
-    return result.all()
-
-
 async def page(
     session: AsyncSession,
     tenant_id: str,
@@ -99,7 +118,7 @@ async def page(
     include_deleted: bool,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> Sequence[ContainerRecord]:
+) -> list[Container]:
     """One page of the tenant's containers, newest first, after the (created_at, id) key."""
     query = sa.select(ContainerRecord).where(ContainerRecord.tenant_id == tenant_id)
     if status is not None:
@@ -119,14 +138,166 @@ async def page(
     query = query.order_by(ContainerRecord.created_at.desc(), ContainerRecord.id.desc()).limit(
         limit
     )
-    return (await session.scalars(query)).all()
+    return [to_value(row) for row in (await session.scalars(query)).all()]
 
 
-async def delete_bindings(session: AsyncSession, container_id: uuid.UUID) -> list[str]:
-    """Removes every agent binding to the container; returns the agents' keys."""
+async def in_status(
+    session: AsyncSession,
+    status: ContainerStatus,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    created_before: datetime | None = None,
+) -> list[Container]:
+    """Every tenant's containers in a state, by id after `after` (the reconciler's batches)."""
+    query = sa.select(ContainerRecord).where(ContainerRecord.status == status)
+    if created_before is not None:
+        query = query.where(ContainerRecord.created_at < created_before)
+    if after is not None:
+        query = query.where(ContainerRecord.id > after)
+    query = query.order_by(ContainerRecord.id).limit(limit)
+    return [to_value(row) for row in (await session.scalars(query)).all()]
+
+
+async def by_ids(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Container]:
+    """The containers with these ids, whatever their tenant."""
+    if not ids:
+        return {}
+    rows = await session.scalars(sa.select(ContainerRecord).where(ContainerRecord.id.in_(ids)))
+    return {row.id: to_value(row) for row in rows.all()}
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+async def insert_creating(
+    session: AsyncSession,
+    *,
+    container_id: uuid.UUID,
+    tenant_id: str,
+    owner_user_id: str,
+    spec: ContainerSpec,
+    now: datetime,
+) -> Container:
+    """The reservation: a CREATING row that holds the name and a unit of quota."""
+    row = ContainerRecord(
+        id=container_id,
+        tenant_id=tenant_id,
+        owner_user_id=owner_user_id,
+        name=spec.name,
+        memory_limit=spec.memory_tier,
+        status=ContainerStatus.CREATING,
+        expires_after=_expires_after(spec.expiry_minutes),
+        metadata_=dict(spec.metadata),
+        request_id=spec.request_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return to_value(row)
+
+
+async def settle_created(
+    session: AsyncSession, container_id: uuid.UUID, facts: UpstreamFacts, now: datetime
+) -> tuple[Container, bool]:
+    """A CREATING row becomes what upstream made of it (RUNNING, or EXPIRED if it already is).
+
+    Returns the row as it stands and whether this call changed it: a row settled meanwhile (by
+    another process) keeps that outcome.
+    """
+    row = await _locked(session, container_id)
+    if row is None:
+        raise LookupError(container_id)
+    if row.status is not ContainerStatus.CREATING:
+        return to_value(row), False
+    row.status = ContainerStatus.EXPIRED if facts.expired else ContainerStatus.RUNNING
+    row.openai_id = facts.openai_id
+    row.last_active_at = facts.last_active_at or now
+    if facts.expiry_minutes:
+        row.expires_after = _expires_after(facts.expiry_minutes)
+    row.refreshed_at = now
+    row.updated_at = now
+    return to_value(row), True
+
+
+async def mark_failed(
+    session: AsyncSession, container_id: uuid.UUID, reason: str, now: datetime
+) -> tuple[Container, bool]:
+    """A CREATING row whose container was never made: FAILED, which frees the name and the
+    request id for a retry. A row settled meanwhile keeps that outcome."""
+    row = await _locked(session, container_id)
+    if row is None:
+        raise LookupError(container_id)
+    if row.status is not ContainerStatus.CREATING:
+        return to_value(row), False
+    row.status = ContainerStatus.FAILED
+    row.failure_reason = reason
+    row.request_id = None
+    row.deleted_at = now
+    row.updated_at = now
+    return to_value(row), True
+
+
+async def apply_facts(
+    session: AsyncSession,
+    container_id: uuid.UUID,
+    facts: UpstreamFacts | None,
+    now: datetime,
+) -> tuple[Container, bool]:
+    """What upstream said of a RUNNING container; None: it is gone there (deleted, collected).
+
+    Only a RUNNING row takes it: a delete or an expiry committed meanwhile is newer than what
+    was read. Returns the row and whether anything but the confirmation time changed.
+    """
+    row = await _locked(session, container_id)
+    if row is None:
+        raise LookupError(container_id)
+    if row.status is not ContainerStatus.RUNNING:
+        return to_value(row), False
+    changed = False
+    if facts is None or facts.expired or facts.openai_id != row.openai_id:
+        row.status = ContainerStatus.EXPIRED
+        changed = True
+    else:
+        if facts.last_active_at is not None and facts.last_active_at != row.last_active_at:
+            row.last_active_at = facts.last_active_at
+            changed = True
+        if facts.expiry_minutes and facts.expiry_minutes != row.expires_after.get("minutes"):
+            row.expires_after = _expires_after(facts.expiry_minutes)
+            changed = True
+    row.refreshed_at = now
+    if changed:
+        row.updated_at = now
+    return to_value(row), changed
+
+
+async def mark_deleted(
+    session: AsyncSession, tenant_id: str, container_id: uuid.UUID, now: datetime
+) -> tuple[Container, list[str]]:
+    """Soft-deletes the container and removes its bindings; returns it and the unbound agents."""
+    row = await _locked(session, container_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise LookupError(container_id)
+    row.status = ContainerStatus.DELETED
+    row.deleted_at = row.deleted_at or now
+    row.updated_at = now
     result = await session.execute(
         sa.delete(AgentBindingRecord)
         .where(AgentBindingRecord.container_id == container_id)
         .returning(AgentBindingRecord.agent_key)
     )
-    return list(result.scalars().all())
+    return to_value(row), list(result.scalars().all())
+
+
+async def running_openai_ids(session: AsyncSession, openai_ids: Sequence[str]) -> set[str]:
+    """Which of these upstream ids a RUNNING row points at."""
+    if not openai_ids:
+        return set()
+    found = await session.scalars(
+        sa.select(ContainerRecord.openai_id).where(
+            ContainerRecord.openai_id.in_(openai_ids),
+            ContainerRecord.status == ContainerStatus.RUNNING,
+        )
+    )
+    return {openai_id for openai_id in found.all() if openai_id is not None}

@@ -12,11 +12,11 @@ SQLite connections are set up so that the service can rely on them under concurr
   read-check-write sequence (the container quota) atomic: a second transaction waits at its
   ``BEGIN`` until the first one ends, then reads what the first one wrote.
 
-``BEGIN IMMEDIATE`` follows SQLAlchemy's documented recipe: the driver's own transaction
-handling is switched off (``isolation_level = None`` on the DBAPI connection, which SQLAlchemy's
-aiosqlite adapter forwards to the ``sqlite3`` connection on aiosqlite's worker thread) and the
-engine's ``begin`` event emits the ``BEGIN`` itself. ``COMMIT`` and ``ROLLBACK`` still go through
-the driver.
+``BEGIN IMMEDIATE`` is emitted by the dialect's ``do_begin`` (a registered subclass of SQLAlchemy's
+aiosqlite dialect), where SQLAlchemy expects the BEGIN to happen: a BEGIN that fails ("database is
+locked") is then an ordinary failed statement, and the connection begins normally next time. The
+driver stays in its default mode, which emits no BEGIN of its own once ours is open; in
+``AUTOCOMMIT`` (``isolation_level`` None) no BEGIN is emitted at all.
 """
 
 from __future__ import annotations
@@ -25,10 +25,34 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+IMMEDIATE_SQLITE_DRIVER = "aiosqlite_immediate"
+
+
+class ImmediateSQLiteDialect(SQLiteDialect_aiosqlite):
+    """aiosqlite whose transactions begin with ``BEGIN IMMEDIATE`` (see the module docstring)."""
+
+    supports_statement_cache = True
+
+    def do_begin(self, dbapi_connection: PoolProxiedConnection) -> None:
+        if dbapi_connection.isolation_level is None:
+            return  # AUTOCOMMIT: no transaction at all
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        finally:
+            cursor.close()
+
+
+registry.register(
+    f"sqlite.{IMMEDIATE_SQLITE_DRIVER}", "agent_containers.store.database", "ImmediateSQLiteDialect"
+)
 
 DATABASE_URL_ENV = "AGENT_CONTAINERS_DATABASE_URL"
 """The environment variable that names the database (read by ``migrations/env.py``)."""
@@ -113,7 +137,7 @@ def _create_sqlite_engine(
         path.expanduser().parent.mkdir(parents=True, exist_ok=True)
 
     engine = _create_async_engine(
-        url,
+        url.set(drivername=f"sqlite+{IMMEDIATE_SQLITE_DRIVER}"),
         echo=echo,
         # sqlite3's own busy handler; the PRAGMA below sets the same value explicitly.
         connect_args={"timeout": busy_timeout_ms / 1000},
@@ -121,9 +145,6 @@ def _create_sqlite_engine(
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
-        # Stop the driver from emitting its own (deferred) BEGIN; _on_begin emits ours.
-        # Through SQLAlchemy's aiosqlite adapter this setter runs on the aiosqlite thread.
-        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -133,36 +154,4 @@ def _create_sqlite_engine(
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-            return
-        dbapi_connection = connection.connection.dbapi_connection
-        if dbapi_connection is not None and dbapi_connection.isolation_level is not None:
-            # SQLAlchemy put the driver back in its legacy mode when it reset the connection
-            # from AUTOCOMMIT (or another isolation level); switch it off again.
-            dbapi_connection.isolation_level = None
-        try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            _reset_in_begin(connection)
-            raise
-
     return engine
-
-
-def _reset_in_begin(connection: Connection) -> None:
-    """Undo SQLAlchemy's "inside BEGIN" mark after a failed BEGIN (e.g. "database is locked").
-
-    ``Connection._begin_impl`` sets a private ``__in_begin`` flag *before* it dispatches the
-    ``begin`` event and only clears it in a ``finally`` around ``dialect.do_begin``. When a
-    ``begin`` handler raises, the flag stays set, and that ``Connection`` never autobegins again:
-    every later statement on it would run without any BEGIN, i.e. in autocommit mode. (Sessions
-    take a new ``Connection`` after a rollback; a reused ``AsyncConnection`` does not.) A test
-    covers this, so a rename of the private attribute upstream shows up as a failure.
-    """
-    if hasattr(connection, _IN_BEGIN_ATTRIBUTE):
-        setattr(connection, _IN_BEGIN_ATTRIBUTE, False)
-
-
-_IN_BEGIN_ATTRIBUTE = "_Connection__in_begin"

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 import sqlalchemy as sa
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Invalidation:
-    """One cached fact that changed: a binding (key = agent key) or a container (key = id)."""
+    """One cached fact that changed: a binding (key = agent key), a container (key = id), or
+    the reconciler's progress (key = the start of its newest complete pass)."""
 
     kind: str
     tenant_id: str
@@ -48,6 +50,12 @@ def binding_changed(tenant_id: str, agent_key: str) -> Invalidation:
 
 def container_changed(tenant_id: str, container_id: object) -> Invalidation:
     return Invalidation("container", tenant_id, str(container_id))
+
+
+def reconciled(verified_through: datetime) -> Invalidation:
+    """A reconciliation pass that started at `verified_through` finished: every RUNNING row it
+    did not change was confirmed upstream as of then."""
+    return Invalidation("reconciled", "", verified_through.isoformat())
 
 
 async def publish(session: AsyncSession, invalidations: Iterable[Invalidation]) -> None:

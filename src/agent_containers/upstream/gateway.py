@@ -5,13 +5,16 @@ SDK errors become the error taxonomy here, so nothing above this module knows ab
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import openai
 
+from agent_containers.domain.containers import UpstreamFacts
 from agent_containers.domain.errors import (
     DomainError,
     RateLimited,
@@ -20,6 +23,7 @@ from agent_containers.domain.errors import (
     UpstreamUnavailable,
 )
 
+T = TypeVar("T")
 MemoryLimit = Literal["1g", "4g", "16g", "64g"]
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
@@ -39,6 +43,15 @@ class UpstreamContainer:
     @property
     def expired(self) -> bool:
         return self.status == "expired"
+
+    @property
+    def facts(self) -> UpstreamFacts:
+        return UpstreamFacts(
+            openai_id=self.openai_id,
+            last_active_at=self.last_active_at,
+            expiry_minutes=self.expires_after_minutes,
+            expired=self.expired,
+        )
 
 
 def _timestamp(seconds: int | None) -> datetime | None:
@@ -88,6 +101,7 @@ def translate_error(error: openai.OpenAIError) -> DomainError:
         return UpstreamUnavailable(
             f"upstream refused the service's credentials ({error.status_code})",
             reason="UPSTREAM_UNAUTHORIZED",
+            outcome_unknown=False,
         )
     if isinstance(error, openai.APIStatusError):
         return UpstreamRejected(f"upstream: {error.message}", http_status=error.status_code)
@@ -99,10 +113,15 @@ def translate_error(error: openai.OpenAIError) -> DomainError:
 
 
 class ContainersGateway:
-    """Create, retrieve and delete containers upstream."""
+    """Create, list, retrieve and delete containers upstream.
 
-    def __init__(self, client: openai.AsyncOpenAI) -> None:
+    Each operation is cut off after `budget_seconds` in all, the SDK's retries included: the
+    service's time budgets (domain/budgets.py) rest on that bound.
+    """
+
+    def __init__(self, client: openai.AsyncOpenAI, *, budget_seconds: float) -> None:
         self._client = client
+        self._budget = budget_seconds
 
     @classmethod
     def connect(
@@ -114,44 +133,57 @@ class ContainersGateway:
                 base_url=base_url,
                 timeout=timeout_seconds,
                 max_retries=max_retries,
-            )
+            ),
+            budget_seconds=timeout_seconds,
         )
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self._budget):
+                return await call
+        except openai.OpenAIError as error:
+            raise translate_error(error) from error
+        except TimeoutError as error:
+            raise UpstreamUnavailable("upstream timed out") from error
 
     async def create(
         self, *, name: str, memory_limit: str, expires_after_minutes: int, file_ids: list[str]
     ) -> UpstreamContainer:
-        try:
-            # One attempt: the API takes no idempotency key, so a retried POST can leave a second
-            # container upstream. The service looks the container up by name instead.
-            created = await self._client.with_options(max_retries=0).containers.create(
+        # One attempt: the API takes no idempotency key, so a retried POST can leave a second
+        # container upstream. The service looks the container up by name instead.
+        created = await self._call(
+            self._client.with_options(max_retries=0).containers.create(
                 name=name,
                 memory_limit=cast(MemoryLimit, memory_limit),
                 expires_after={"anchor": "last_active_at", "minutes": expires_after_minutes},
                 file_ids=file_ids if file_ids else openai.omit,
             )
-        except openai.OpenAIError as error:
-            raise translate_error(error) from error
+        )
         return _container(created)
 
     async def find_by_name(self, name: str) -> UpstreamContainer | None:
-        """The newest container with exactly this name, or None."""
-        try:
-            page = await self._client.containers.list(name=name, limit=1, order="desc")
-        except openai.OpenAIError as error:
-            raise translate_error(error) from error
+        """The newest container with exactly this name, or None. A list call: unlike a
+        retrieve, it does not keep the container alive."""
+        page = await self._call(self._client.containers.list(name=name, limit=1, order="desc"))
         return next((_container(raw) for raw in page.data if raw.name == name), None)
 
+    async def list_all(self, *, page_size: int = 100) -> AsyncIterator[UpstreamContainer]:
+        """Every container upstream, newest first, a page at a time (each page within the
+        budget). Listing keeps nothing alive."""
+        page = await self._call(self._client.containers.list(limit=page_size, order="desc"))
+        while True:
+            for raw in page.data:
+                yield _container(raw)
+            if not page.has_next_page():
+                return
+            page = await self._call(page.get_next_page())
+
     async def retrieve(self, openai_id: str) -> UpstreamContainer:
-        try:
-            return _container(await self._client.containers.retrieve(openai_id))
-        except openai.OpenAIError as error:
-            raise translate_error(error) from error
+        """The container; upstream counts a retrieve as activity (a keep-alive)."""
+        return _container(await self._call(self._client.containers.retrieve(openai_id)))
 
     async def delete(self, openai_id: str) -> None:
-        try:
-            await self._client.containers.delete(openai_id)
-        except openai.OpenAIError as error:
-            raise translate_error(error) from error
+        await self._call(self._client.containers.delete(openai_id))
 
     async def aclose(self) -> None:
         await self._client.close()

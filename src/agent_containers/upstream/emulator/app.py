@@ -705,8 +705,10 @@ async def _dispatch(request: web.Request, handler: Handler) -> web.StreamRespons
     _authenticate(request, request.app[CONFIG_KEY].api_key)
     if operation is not None and (rule := state.take_failure(operation)) is not None:
         raise _failure_error(rule)
-    if state.latency > 0:
-        await asyncio.sleep(state.latency)
+    delay = state.latency + (state.delays.get(operation, 0.0) if operation is not None else 0.0)
+    if delay > 0:
+        # Shielded: a client that hangs up does not stop upstream from doing the work late.
+        await asyncio.shield(asyncio.sleep(delay))
     state.sweep()
     return await handler(request)
 

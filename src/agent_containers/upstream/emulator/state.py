@@ -161,6 +161,9 @@ class EmulatorState:
       calls: Counter of requests per operation name (see OPERATIONS), counting every request
         routed to that operation, including those answered with an injected failure or an error.
       latency: seconds every request waits before it is handled (0 by default).
+      delays: operation name -> extra seconds a request of it waits before it is handled, even
+        if its client has given up meanwhile: the request still takes effect, late (an upstream
+        that hangs past the client's timeout and then creates the container anyway).
     """
 
     def __init__(
@@ -176,6 +179,7 @@ class EmulatorState:
         self.containers: dict[str, Container] = {}
         self.calls: Counter[str] = Counter()
         self.latency: float = 0.0
+        self.delays: dict[str, float] = {}
         self._failures: list[FailureRule] = []
         self._seq = 0
         # Sort keys of every id ever handed out, so an `after` cursor naming a since-deleted
@@ -364,6 +368,7 @@ class EmulatorState:
         self.containers.clear()
         self.calls.clear()
         self.latency = 0.0
+        self.delays.clear()
         self._failures.clear()
         self._container_keys.clear()
         self._file_keys.clear()
