@@ -190,7 +190,7 @@ class Reconciler:
         self, listed: dict[str, UpstreamContainer], started: datetime, report: ReconcileReport
     ) -> None:
         async for running in self._batches(ContainerStatus.RUNNING, None):
-            if running.refreshed_at is not None and running.refreshed_at >= started:
+            if running.refreshed_at is not None and running.refreshed_at > started:
                 continue  # confirmed after the listing began: newer than what it says
             upstream = listed.get(running.openai_id or "")
             # Missing from a complete listing is gone: a cursor listing misses nothing that

@@ -707,6 +707,8 @@ async def _dispatch(request: web.Request, handler: Handler) -> web.StreamRespons
         raise _failure_error(rule)
     delay = state.latency + (state.delays.get(operation, 0.0) if operation is not None else 0.0)
     if delay > 0:
+        if request.content_type == "application/json":
+            await request.read()  # received in full: the work happens even if the client leaves
         # Shielded: a client that hangs up does not stop upstream from doing the work late.
         await asyncio.shield(asyncio.sleep(delay))
     state.sweep()
