@@ -30,8 +30,9 @@ async def start_service(migrated_database_url: str) -> AsyncIterator[StartServic
         clock = FakeClock()
         emulator = EmulatorServer(clock=clock)
         await emulator.start()
+        database_url = overrides.pop("database_url", migrated_database_url)
         server = AgentContainersServer(
-            service_settings(migrated_database_url, emulator, **overrides), clock=clock
+            service_settings(database_url, emulator, **overrides), clock=clock
         )
         port = await server.start(migrate=False)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

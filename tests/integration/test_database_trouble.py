@@ -1,0 +1,79 @@
+"""Database trouble is UNAVAILABLE, short, and never a lock-up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import grpc
+import pytest
+from agentcontainers.v1 import container_service_pb2
+from google.rpc import error_details_pb2
+from sqlalchemy.engine import make_url
+
+from tests.integration.conftest import StartService
+from tests.support.databases import PostgresServer
+from tests.support.service import RunningService, error_info, identity, unpack
+from tests.support.tcp_proxy import TcpProxy
+
+STORM = 64
+
+
+async def test_a_cancellation_storm_releases_every_connection(service: RunningService) -> None:
+    """Calls cancelled mid-transaction (20 ms deadlines, clients hanging up) must release their
+    connection and transaction at once: the next call answers promptly, on both databases."""
+    created = await service.create("busy")
+    request = container_service_pb2.GetContainerRequest(id=created.id)
+
+    async def impatient(index: int) -> None:
+        call = service.containers.GetContainer(request, metadata=identity(), timeout=0.02)
+        if index % 2:
+            await asyncio.sleep(0.001 * (index % 7))
+            call.cancel()  # the client hangs up
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+            await call
+
+    for _ in range(3):
+        await asyncio.gather(*(impatient(index) for index in range(STORM)))
+    # A deadline, not a measurement: today's failure mode is a 30 s wait and then INTERNAL.
+    fetched = await service.containers.GetContainer(request, metadata=identity(), timeout=5)
+    assert fetched.id == created.id
+    listed = await service.containers.ListContainers(
+        container_service_pb2.ListContainersRequest(), metadata=identity(), timeout=5
+    )
+    assert [container.id for container in listed.containers] == [created.id]
+
+
+@pytest.mark.parametrize("database_backend", ["postgresql"])
+async def test_a_lost_database_is_unavailable_and_the_service_recovers(
+    start_service: StartService, migrated_database_url: str, require_postgres: PostgresServer
+) -> None:
+    url = make_url(migrated_database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    try:
+        service = await start_service(
+            database_url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(
+                hide_password=False
+            )
+        )
+        created = await service.create("steady")
+        request = container_service_pb2.GetContainerRequest(id=created.id)
+        await proxy.cut()  # PostgreSQL restarts: connections drop, new ones are refused
+        for call in (
+            service.containers.GetContainer(request, metadata=identity(), timeout=10),
+            service.containers.ListContainers(
+                container_service_pb2.ListContainersRequest(), metadata=identity(), timeout=10
+            ),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert error_info(refused.value).reason == "DATABASE_UNAVAILABLE"
+            unpack(refused.value, error_details_pb2.RetryInfo)
+        await proxy.restore()  # back: the same process serves again, no restart
+        fetched = await service.containers.GetContainer(request, metadata=identity(), timeout=10)
+        assert fetched.id == created.id
+        assert (await service.create("after")).name == "after"
+    finally:
+        await proxy.cut()
