@@ -7,7 +7,7 @@ API emulator in-process when no OpenAI key is set.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -132,13 +132,20 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="largest gRPC message, each direction"
     )
-    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
 
     @field_validator("openai_api_key", "openai_base_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `OPENAI_API_KEY=` in an env file means "no key", not an empty key that OpenAI refuses.
         return None if value == "" else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("allowed_memory_tiers", mode="before")
     @classmethod

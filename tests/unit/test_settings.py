@@ -69,3 +69,9 @@ def test_the_shutdown_grace_defaults_to_the_longest_operation() -> None:
 def test_a_grace_shorter_than_an_operation_is_refused() -> None:
     with pytest.raises(ValidationError, match="shutdown_grace_seconds"):
         Settings(openai_timeout_seconds=30, shutdown_grace_seconds=10)
+
+
+def test_log_level_is_checked_and_named() -> None:
+    assert Settings(log_level="debug").log_level == "DEBUG"
+    with pytest.raises(ValidationError, match="log_level"):
+        Settings(log_level="LOUD")

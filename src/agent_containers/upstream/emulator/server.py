@@ -113,5 +113,7 @@ class EmulatorServer:
 
 async def run_emulator(host: str, port: int) -> None:
     """Serve the emulator on the system clock until the calling task is cancelled."""
+    # Standalone, each request is worth a line (the service mutes this logger for itself).
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     async with EmulatorServer(host, port, access_log=True):
         await asyncio.Event().wait()
