@@ -437,7 +437,7 @@ async def test_a_5xx_on_create_leaves_the_outcome_unknown_until_upstream_tells(
     unpack(failed.value, error_details_pb2.RetryInfo)
     [pending] = await list_all(service)
     assert pending.state == State.CONTAINER_STATE_CREATING  # name and quota stay held
-    service.clock.advance(seconds=16)  # past the create's budget: no longer in flight
+    service.clock.advance(seconds=26)  # past the create's budget: no longer in flight
     with pytest.raises(grpc.aio.AioRpcError) as still_unknown:
         await service.create("flaky", request_id=request_id)
     assert still_unknown.value.code() == grpc.StatusCode.UNAVAILABLE

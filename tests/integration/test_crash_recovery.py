@@ -19,7 +19,7 @@ from tests.support.processes import CLI, clean_env, free_port, wait_serving
 from tests.support.service import identity
 
 PERIOD_SECONDS = 1.0
-TIMEOUT_SECONDS = 2.0  # the create budget is this plus the database slack (5 s)
+TIMEOUT_SECONDS = 2.0  # the create budget is twice this plus the database slack (5 s)
 OUTCOME_WINDOW_SECONDS = 1.0
 
 
@@ -93,7 +93,7 @@ async def test_kill_9_during_creates_leaves_nothing_behind(migrated_database_url
         restarted, _ = await start_serve(migrated_database_url, emulator)
         # Nobody calls. Within a period (plus the create budget and the outcome window, for a
         # create that never reached upstream) every row is settled and every container ours.
-        bound = PERIOD_SECONDS + TIMEOUT_SECONDS + 5 + OUTCOME_WINDOW_SECONDS + 10
+        bound = PERIOD_SECONDS + 2 * TIMEOUT_SECONDS + 5 + OUTCOME_WINDOW_SECONDS + 10
         while True:
             rows = await row_states(migrated_database_url)
             upstream = {

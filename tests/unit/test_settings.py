@@ -55,7 +55,7 @@ def test_the_emulator_can_be_forced_with_a_key() -> None:
 
 def test_every_time_budget_follows_from_the_upstream_timeout() -> None:
     budgets = Settings(openai_timeout_seconds=10).budgets
-    assert budgets.create == 15  # one POST, never retried, plus the transactions around it
+    assert budgets.create == 25  # one POST, never retried, a lookup, and the transactions
     assert budgets.delete == 25  # the DELETE and a confirming read
     assert budgets.request == 25
     assert budgets.create_in_flight == budgets.create

@@ -26,8 +26,9 @@ class TimeBudgets:
 
     @property
     def create(self) -> float:
-        """A whole create: reserve the row, one POST (never retried), settle the row."""
-        return self.upstream_call + DATABASE_SLACK_SECONDS
+        """A whole create: reserve the row, one POST (never retried), one lookup by name when
+        the POST's answer is unclear, settle the row."""
+        return 2 * self.upstream_call + DATABASE_SLACK_SECONDS
 
     @property
     def delete(self) -> float:
