@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 
 from pydantic import ValidationError
@@ -41,10 +42,19 @@ def main(argv: list[str] | None = None) -> None:
 
         asyncio.run(upgrade_to_head(settings.database_url))
     else:
-        from agent_containers.upstream.emulator import run_emulator
-
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_emulator(args.host, args.port))
+            asyncio.run(_emulator(args.host, args.port))
+
+
+async def _emulator(host: str, port: int) -> None:
+    """The standalone emulator until SIGTERM (or SIGINT, as KeyboardInterrupt), then a clean
+    exit 0. SIGTERM is what stops it for sure: SIGINT may be ignored, as in a background job."""
+    from agent_containers.upstream.emulator import run_emulator
+
+    serving = asyncio.create_task(run_emulator(host, port))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from datetime import timedelta
 
 import grpc
@@ -22,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from agent_containers.api.bindings import AgentBindingServicer
 from agent_containers.api.containers import ContainerServicer
+from agent_containers.api.draining import ShutdownGate
 from agent_containers.api.interceptor import ServiceInterceptor
 from agent_containers.api.tools import ToolResolutionServicer
 from agent_containers.config import OrphanPolicy, Settings
@@ -45,6 +47,18 @@ from agent_containers.upstream.emulator import EmulatorServer
 from agent_containers.upstream.gateway import ContainersGateway
 
 log = logging.getLogger(__name__)
+
+QUIET_SECONDS = 0.1
+"""At shutdown, the gRPC server stops once no call has arrived (to be refused) for this long."""
+
+HOLD_SECONDS = 0.1
+"""Before and after the gRPC server's own stop() starts, new calls are held this long (see
+ShutdownGate.hold): time for the last refusals' answers to reach their clients, and then for the
+server's GOAWAY to reach every client, before the held calls are refused."""
+
+STOP_SECONDS = 1.0
+"""What the gRPC server's own stop() waits for the calls still open when it is called (held
+refusals, health watches, reflection streams, calls past the grace) before it cancels them."""
 
 SERVICE_NAMES = (
     container_service_pb2.DESCRIPTOR.services_by_name["ContainerService"].full_name,
@@ -79,6 +93,7 @@ class AgentContainersServer:
         self.port = 0
         self.emulator: EmulatorServer | None = None
         self.health = health_aio.HealthServicer()
+        self.gate = ShutdownGate()
         self._engine = create_engine(settings.database_url)
         self._gateway: ContainersGateway | None = None
         self.containers: ContainerService | None = None
@@ -164,7 +179,7 @@ class AgentContainersServer:
             delete_orphans=settings.reconciler_orphans is OrphanPolicy.DELETE,
         )
         server = grpc.aio.server(
-            interceptors=[ServiceInterceptor()],
+            interceptors=[self.gate, ServiceInterceptor()],
             options=_channel_options(settings),
         )
         container_service_pb2_grpc.add_ContainerServiceServicer_to_server(
@@ -217,14 +232,35 @@ class AgentContainersServer:
             max_retries=settings.openai_max_retries,
         )
 
-    async def stop(self) -> None:
-        """NOT_SERVING first (load balancers stop sending), then drain within the grace period."""
+    async def stop(self, *, drain_seconds: float = 0.0) -> None:
+        """Stops without dropping a call, then releases everything.
+
+        Health goes NOT_SERVING at once; calls are served as usual for `drain_seconds` (serve()
+        gives the setting, so balancers move away; tests and embedders have none to wait for);
+        then the gate refuses new calls with UNAVAILABLE while the calls in flight get the grace
+        to finish. Only then, or when the grace runs out, is the gRPC server stopped: its own
+        stop() would cancel calls it had accepted but not yet dispatched.
+        """
+        began = time.monotonic()
+        grace = self.settings.grace_seconds
+        log.info("shutting down", extra={"drain_seconds": drain_seconds, "grace_seconds": grace})
         await self.health.enter_graceful_shutdown()
+        cut_off = 0
         if self._server is not None:
-            await self._server.stop(self.settings.grace_seconds)
+            await asyncio.sleep(drain_seconds)
+            self.gate.close()
+            log.info("refusing new calls", extra={"in_flight": self.gate.in_flight})
+            await self.gate.settled(quiet=QUIET_SECONDS, within=grace)
+            cut_off = self.gate.in_flight  # still running when the grace ran out: cancelled
+            self.gate.hold()
+            await asyncio.sleep(HOLD_SECONDS)
+            stopping = asyncio.create_task(self._server.stop(STOP_SECONDS))
+            await asyncio.sleep(HOLD_SECONDS)
+            self.gate.release()
+            await stopping
         if self.reconciler is not None:
             await self.reconciler.stop()
-        await self.wait_detached()
+        await self.wait_detached()  # creates and deletes whose callers hung up
         if self._uow is not None:
             await self._uow.wait_idle()
         if self._listener is not None:
@@ -234,11 +270,18 @@ class AgentContainersServer:
         if self.emulator is not None:
             await self.emulator.stop()
         await self._engine.dispose()
-        log.info("stopped")
+        log.info(
+            "stopped",
+            extra={
+                "refused_calls": self.gate.refused,
+                "cut_off_calls": cut_off,
+                "seconds": round(time.monotonic() - began, 3),
+            },
+        )
 
 
 async def serve(settings: Settings) -> None:
-    """Runs the service until SIGTERM or SIGINT, then shuts down gracefully."""
+    """Runs the service until SIGTERM or SIGINT, then shuts down gracefully (see stop())."""
     server = AgentContainersServer(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -247,6 +290,5 @@ async def serve(settings: Settings) -> None:
     try:
         await server.start()
         await stopping.wait()
-        log.info("shutting down", extra={"grace_seconds": settings.grace_seconds})
     finally:
-        await server.stop()
+        await server.stop(drain_seconds=settings.shutdown_drain_seconds)

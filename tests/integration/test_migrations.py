@@ -6,6 +6,7 @@ Each test with a ``database_url`` / ``migrated_database_url`` / ``engine`` runs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -41,6 +42,7 @@ from agent_containers.store.migrations import (
 )
 from agent_containers.store.models import AgentBindingRecord, Base, ContainerRecord
 from tests.support.databases import PostgresServer, sqlite_url
+from tests.support.processes import CLI, spawned
 
 APP_TABLES = {"containers", "agent_containers"}
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -581,19 +583,15 @@ async def test_concurrent_upgrades_on_postgresql_all_succeed(
     url = await require_postgres.create_database()
     try:
         env = {**os.environ, "AGENT_CONTAINERS_DATABASE_URL": url}
-        migrators = [
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "agent_containers.cli",
-                "migrate",
-                env=env,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            for _ in range(3)
-        ]
-        outcomes = [await migrator.communicate() for migrator in migrators]
-        assert [m.returncode for m in migrators] == [0, 0, 0], [e.decode() for _, e in outcomes]
+        async with contextlib.AsyncExitStack() as stack:
+            migrators = [
+                await stack.enter_async_context(
+                    spawned(*CLI, "migrate", env=env, stderr=asyncio.subprocess.PIPE)
+                )
+                for _ in range(3)
+            ]
+            codes = [await migrator.exited(within=60) for migrator in migrators]
+        assert codes == [0, 0, 0], [m.stderr.decode() for m in migrators]
         engine = create_engine(url)
         try:
             async with engine.connect() as connection:

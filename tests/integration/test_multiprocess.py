@@ -7,7 +7,7 @@ coherent. Each step below must be visible on the other process within a second.
 from __future__ import annotations
 
 import asyncio
-import signal
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -25,7 +25,7 @@ from agentcontainers.v1 import (
 )
 
 from tests.support.databases import PostgresServer
-from tests.support.processes import CLI, clean_env, free_port, wait_serving
+from tests.support.processes import CLI, clean_env, free_port, spawned, wait_serving
 from tests.support.service import identity
 
 VISIBLE_WITHIN_SECONDS = 1.0
@@ -68,41 +68,36 @@ async def two_nodes(
 ) -> AsyncIterator[tuple[Node, Node]]:
     url = await require_postgres.create_database()
     emulator_port = free_port()
-    processes: list[asyncio.subprocess.Process] = []
-    channels: list[grpc.aio.Channel] = []
     try:
-        processes.append(
-            await asyncio.create_subprocess_exec(
-                *CLI, "emulator", "--port", str(emulator_port), env=clean_env()
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(
+                spawned(*CLI, "emulator", "--port", str(emulator_port), env=clean_env())
             )
-        )
-        addresses = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-        for address in addresses:
-            processes.append(
-                await asyncio.create_subprocess_exec(
-                    *CLI,
-                    "serve",
-                    cwd=tmp_path,
-                    env=clean_env(
-                        AGENT_CONTAINERS_LISTEN_ADDRESS=address,
-                        AGENT_CONTAINERS_DATABASE_URL=url,
-                        AGENT_CONTAINERS_UPSTREAM="openai",
-                        AGENT_CONTAINERS_OPENAI_API_KEY="emulator",
-                        AGENT_CONTAINERS_OPENAI_BASE_URL=f"http://127.0.0.1:{emulator_port}/v1",
-                        AGENT_CONTAINERS_LOG_LEVEL="WARNING",
-                    ),
+            addresses = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+            for address in addresses:
+                server = await stack.enter_async_context(
+                    spawned(
+                        *CLI,
+                        "serve",
+                        cwd=tmp_path,
+                        env=clean_env(
+                            AGENT_CONTAINERS_LISTEN_ADDRESS=address,
+                            AGENT_CONTAINERS_DATABASE_URL=url,
+                            AGENT_CONTAINERS_UPSTREAM="openai",
+                            AGENT_CONTAINERS_OPENAI_API_KEY="emulator",
+                            AGENT_CONTAINERS_OPENAI_BASE_URL=f"http://127.0.0.1:{emulator_port}/v1",
+                            AGENT_CONTAINERS_LOG_LEVEL="WARNING",
+                            # Nothing balances over these two: no need to keep serving at SIGTERM.
+                            AGENT_CONTAINERS_SHUTDOWN_DRAIN_SECONDS="0",
+                        ),
+                    )
                 )
-            )
-            await wait_serving(address, processes[-1])
-        channels = [grpc.aio.insecure_channel(address) for address in addresses]
-        yield Node(channels[0]), Node(channels[1])
+                await wait_serving(address, server)
+            channels = [grpc.aio.insecure_channel(address) for address in addresses]
+            for channel in channels:
+                stack.push_async_callback(channel.close)
+            yield Node(channels[0]), Node(channels[1])
     finally:
-        for channel in channels:
-            await channel.close()
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            await asyncio.wait_for(process.wait(), timeout=30)
         await require_postgres.drop_database(url)
 
 
