@@ -114,6 +114,12 @@ def create_engine(
     )
 
 
+def plain_postgresql_dsn(url: str | URL) -> str:
+    """The DSN asyncpg takes for a ``postgresql+asyncpg://`` URL: for the connections that live
+    outside the pool (the invalidation listener, the reconciler's leadership)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions bound to the engine; objects stay readable after commit (no lazy reloads)."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -14,6 +14,8 @@ import logging
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from agent_containers.store.database import plain_postgresql_dsn
+
 log = logging.getLogger(__name__)
 
 # The advisory lock key (a bigint): "agent-containers reconciler", stable across versions.
@@ -25,9 +27,8 @@ class Leadership:
     """Whether this process is the one that reconciles."""
 
     def __init__(self, database_url: str) -> None:
-        url = make_url(database_url)
-        self._shared = url.get_backend_name() == "postgresql"
-        self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._shared = make_url(database_url).get_backend_name() == "postgresql"
+        self._dsn = plain_postgresql_dsn(database_url)
         self._connection: asyncpg.Connection | None = None
 
     async def held(self) -> bool:

@@ -17,8 +17,9 @@ from datetime import datetime
 
 import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from agent_containers.store.database import plain_postgresql_dsn
 
 CHANNEL = "agent_containers_invalidations"
 PROBE_INTERVAL_SECONDS = 5.0
@@ -82,8 +83,7 @@ class InvalidationListener:
         *,
         retry_seconds: float = 1.0,
     ) -> None:
-        url = make_url(database_url).set(drivername="postgresql")
-        self._dsn = url.render_as_string(hide_password=False)
+        self._dsn = plain_postgresql_dsn(database_url)
         self._on_invalidation = on_invalidation
         self._on_connected = on_connected
         self._retry_seconds = retry_seconds
