@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import grpc
 import pytest
-from agentcontainers.v1 import container_service_pb2
+from agentcontainers.v1 import container_pb2, container_service_pb2, tool_service_pb2
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.service import RunningService, error_info, identity
+from agent_containers.api.interceptor import ServiceInterceptor
+from tests.support.service import RunningService, error_info, identity, unpack
+
+Container = container_pb2.Container
+tools_pb = tool_service_pb2
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> list[Any]:
+    return list(unpack(error, error_details_pb2.BadRequest).field_violations)
+
 
 # --- identity headers ---------------------------------------------------------------------
 
@@ -32,3 +46,108 @@ async def test_a_repeated_identity_header_is_refused(service: RunningService, he
         container_service_pb2.GetContainerRequest(id=own.id), metadata=identity()
     )
     assert again.id == own.id
+
+
+# --- unreadable bodies --------------------------------------------------------------------
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+CREATE = "/agentcontainers.v1.ContainerService/CreateContainer"
+NOT_A_MESSAGE = b"\xff\xff\xff"  # field 0 / a truncated varint: no protobuf parser reads it
+
+
+def raw_unary(channel: grpc.aio.Channel, method: str) -> Any:
+    """A unary method that sends its bytes as they are, whatever they parse as."""
+    return channel.unary_unary(
+        method, request_serializer=lambda body: body, response_deserializer=lambda data: data
+    )
+
+
+async def test_a_malformed_body_is_invalid_argument_without_internals(
+    service: RunningService,
+) -> None:
+    create = raw_unary(service.channel, CREATE)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await create(NOT_A_MESSAGE, metadata=identity())
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = refused.value.details() or ""
+    for internal in ("class", "Error", "google.protobuf", "Traceback", "agentcontainers.v1"):
+        assert internal not in details, details
+    info = error_info(refused.value)
+    assert (info.domain, info.reason) == ("agent-containers", "MALFORMED_REQUEST")
+    assert [v.field for v in field_violations(refused.value)] == [""]
+    assert service.emulator.state.calls["containers.create"] == 0
+
+
+async def test_identity_is_checked_before_the_body_is_judged(service: RunningService) -> None:
+    """Without identity a caller learns nothing, not even that its body is unreadable."""
+    create = raw_unary(service.channel, CREATE)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await create(NOT_A_MESSAGE, metadata=())
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_info(refused.value).reason == "IDENTITY_MISSING"
+
+
+async def test_every_kind_of_rpc_survives_a_malformed_body(service: RunningService) -> None:
+    """Streaming requests and streaming responses too; the server keeps serving."""
+    upload = service.channel.stream_unary(
+        "/agentcontainers.v1.ContainerService/UploadContainerFile",
+        request_serializer=lambda body: body,
+        response_deserializer=lambda data: data,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as upload_refused:
+        await upload(iter([NOT_A_MESSAGE]), metadata=identity())
+    # Not built yet: it answers without reading its requests.
+    assert upload_refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    download = service.channel.unary_stream(
+        "/agentcontainers.v1.ContainerService/DownloadContainerFile",
+        request_serializer=lambda body: body,
+        response_deserializer=lambda data: data,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as download_refused:
+        async for _ in download(NOT_A_MESSAGE, metadata=identity()):
+            pass
+    assert download_refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(download_refused.value).reason == "MALFORMED_REQUEST"
+    health = health_pb2_grpc.HealthStub(service.channel)
+    assert (await health.Check(health_pb2.HealthCheckRequest())).status == SERVING
+
+
+async def _echo_count(requests: AsyncIterator[Any], context: Any) -> bytes:
+    count = 0
+    async for _ in requests:
+        count += 1
+    return str(count).encode()
+
+
+async def test_a_malformed_message_in_a_request_stream_is_invalid_argument() -> None:
+    """The service interceptor over a client-streaming method that reads its requests."""
+    handler = grpc.method_handlers_generic_handler(
+        "test.Echo",
+        {
+            "Count": grpc.stream_unary_rpc_method_handler(
+                _echo_count,
+                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                response_serializer=lambda body: body,
+            )
+        },
+    )
+    server = grpc.aio.server(interceptors=[ServiceInterceptor()])
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            count = channel.stream_unary(
+                "/test.Echo/Count",
+                request_serializer=lambda body: body,
+                response_deserializer=lambda data: data,
+            )
+            good = health_pb2.HealthCheckRequest(service="x").SerializeToString()
+            assert await count(iter([good, good]), metadata=identity()) == b"2"
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await count(iter([good, NOT_A_MESSAGE, good]), metadata=identity())
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert error_info(refused.value).reason == "MALFORMED_REQUEST"
+            assert "class" not in (refused.value.details() or "")
+    finally:
+        await server.stop(None)

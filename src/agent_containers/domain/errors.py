@@ -48,6 +48,15 @@ class InvalidArgument(DomainError):
         self.violations = violations
 
 
+class MalformedRequest(InvalidArgument):
+    """A request body that is not a message of the method's type: no field can be named."""
+
+    reason = "MALFORMED_REQUEST"
+
+    def __init__(self) -> None:
+        super().__init__([FieldViolation("", "the request is not a valid message of its type")])
+
+
 class MemoryTierNotAllowed(InvalidArgument):
     """A memory tier that exists but is not allowed for this tenant."""
 
