@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -151,3 +152,97 @@ async def test_a_malformed_message_in_a_request_stream_is_invalid_argument() -> 
             assert "class" not in (refused.value.details() or "")
     finally:
         await server.stop(None)
+
+
+# --- floods of violations -----------------------------------------------------------------
+
+
+def trailer_bytes(error: grpc.aio.AioRpcError) -> int:
+    """What the error's trailers weigh (the message percent-encoded, as on the wire at worst)."""
+    metadata = sum(len(key) + len(value) for key, value in error.trailing_metadata() or ())
+    return metadata + 3 * len((error.details() or "").encode())
+
+
+@pytest.mark.parametrize("letter", ["k", "\N{GRINNING FACE}"], ids=["ascii", "four-byte"])
+async def test_a_hundred_bad_metadata_pairs_still_get_their_bad_request(
+    service: RunningService, letter: str
+) -> None:
+    """Every pair is wrong three ways: the detail must still reach a default client."""
+    metadata = {f"{index:03d}\x01{letter * 70}": "v" * 600 for index in range(100)}
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.containers.CreateContainer(
+            container_service_pb2.CreateContainerRequest(
+                container=Container(name="a", metadata=metadata)
+            ),
+            metadata=identity(),
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(refused.value).reason == "INVALID_FIELD"
+    *shown, summary = field_violations(refused.value)
+    assert shown[0].field == "container.metadata"  # "at most 16 pairs" comes first
+    assert all(v.field.startswith("container.metadata[") for v in shown[1:])
+    assert len(shown) == 20 if letter == "k" else 5 <= len(shown) <= 20
+    assert summary.field == ""
+    assert summary.description == f"{1 + 3 * 100 - len(shown)} more violations not shown"
+    for violation in shown:
+        assert len(violation.field) <= 128
+        assert len(violation.description) <= 256
+    assert len(refused.value.details() or "") <= 200
+    assert trailer_bytes(refused.value) < 8 * 1024
+
+
+async def test_sixty_four_invalid_tools_still_get_their_bad_request(
+    service: RunningService,
+) -> None:
+    bad_tool = tools_pb.AgentToolSpec(
+        tool="x" * 1000,
+        code_interpreter=tools_pb.CodeInterpreterConfig(
+            file_ids=["nope"] * 50, container_id="y" * 1000
+        ),
+    )
+    spec = tools_pb.AgentSpec(tools=[bad_tool] * 64)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.tools.ValidateAgentSpec(
+            tools_pb.ValidateAgentSpecRequest(agent_key="agent", spec=spec), metadata=identity()
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(refused.value)
+    assert [v.field for v in violations[:3]] == [
+        "spec.tools[0].tool",
+        "spec.tools[0].code_interpreter.file_ids[0]",
+        "spec.tools[0].code_interpreter.file_ids[1]",
+    ]
+    assert len(violations) == 21
+    hidden = 64 * 52 - 20  # per tool: the name, 50 file ids, the container id
+    assert violations[-1].description == f"{hidden} more violations not shown"
+    assert trailer_bytes(refused.value) < 8 * 1024
+
+
+async def test_sixty_four_unresolvable_tools_are_reported_within_the_cap(
+    service: RunningService,
+) -> None:
+    missing = [str(uuid.UUID(int=index + 1)) for index in range(64)]
+    spec = tools_pb.AgentSpec(
+        tools=[
+            tools_pb.AgentToolSpec(
+                tool="code_interpreter",
+                code_interpreter=tools_pb.CodeInterpreterConfig(
+                    mode=tools_pb.TOOL_MODE_EXPLICIT, container_id=container_id
+                ),
+            )
+            for container_id in missing
+        ]
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.tools.ValidateAgentSpec(
+            tools_pb.ValidateAgentSpecRequest(agent_key="a" * 64, spec=spec), metadata=identity()
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    violations = unpack(refused.value, error_details_pb2.PreconditionFailure).violations
+    *shown, summary = violations
+    assert 10 <= len(shown) <= 20
+    assert [v.type for v in shown] == ["BINDING_REQUIRED"] * len(shown)
+    assert all(missing[index] in v.description for index, v in enumerate(shown))
+    assert (summary.type, summary.subject) == ("", "")
+    assert summary.description == f"{64 - len(shown)} more violations not shown"
+    assert trailer_bytes(refused.value) < 8 * 1024
