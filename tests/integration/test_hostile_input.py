@@ -12,7 +12,9 @@ from agentcontainers.v1 import container_pb2, container_service_pb2, tool_servic
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from agent_containers.api import tools as tools_api
 from agent_containers.api.interceptor import ServiceInterceptor
+from tests.integration.conftest import StartService
 from tests.support.service import RunningService, error_info, identity, unpack
 
 Container = container_pb2.Container
@@ -183,7 +185,8 @@ async def test_a_hundred_bad_metadata_pairs_still_get_their_bad_request(
     assert all(v.field.startswith("container.metadata[") for v in shown[1:])
     assert len(shown) == 20 if letter == "k" else 5 <= len(shown) <= 20
     assert summary.field == ""
-    assert summary.description == f"{1 + 3 * 100 - len(shown)} more violations not shown"
+    # "At most 16 pairs", then the first 17 pairs are checked one by one (three violations each).
+    assert summary.description == f"{1 + 3 * 17 - len(shown)} more violations not shown"
     for violation in shown:
         assert len(violation.field) <= 128
         assert len(violation.description) <= 256
@@ -246,3 +249,97 @@ async def test_sixty_four_unresolvable_tools_are_reported_within_the_cap(
     assert (summary.type, summary.subject) == ("", "")
     assert summary.description == f"{64 - len(shown)} more violations not shown"
     assert trailer_bytes(refused.value) < 8 * 1024
+
+
+# --- oversize requests --------------------------------------------------------------------
+
+
+def spec_of_size(size: int) -> tools_pb.AgentSpec:
+    """A spec of many small tools, about `size` bytes on the wire."""
+    tool = tools_pb.AgentToolSpec(tool="code_interpreter")
+    per_tool = len(tools_pb.AgentSpec(tools=[tool]).SerializeToString())
+    return tools_pb.AgentSpec(tools=[tool] * (size // per_tool))
+
+
+async def test_a_request_above_the_request_limit_is_refused_by_grpc(
+    start_service: StartService,
+) -> None:
+    service = await start_service(max_request_bytes=64 * 1024)
+    for size, code in ((60_000, grpc.StatusCode.INVALID_ARGUMENT), (70_000, None)):
+        request = tools_pb.ValidateAgentSpecRequest(agent_key="agent", spec=spec_of_size(size))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await service.tools.ValidateAgentSpec(request, metadata=identity())
+        # Below the limit the service reads it (and counts its tools); above, gRPC refuses it.
+        assert refused.value.code() == (code or grpc.StatusCode.RESOURCE_EXHAUSTED)
+    # Responses are held to AGENT_CONTAINERS_MAX_MESSAGE_BYTES only: a page above 64 KiB goes out.
+    for index in range(8):
+        await service.create(f"big-{index}", metadata={f"k{i}": "v" * 512 for i in range(16)})
+    page = await service.containers.ListContainers(
+        container_service_pb2.ListContainersRequest(), metadata=identity()
+    )
+    assert len(page.containers) == 8
+    assert page.ByteSize() > 64 * 1024
+
+
+async def test_the_default_request_limit_is_far_below_sixteen_mib(
+    service: RunningService,
+) -> None:
+    assert service.server.settings.max_request_bytes == 4 * 1024 * 1024
+    request = tools_pb.ValidateAgentSpecRequest(agent_key="agent", spec=spec_of_size(5_000_000))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.tools.ValidateAgentSpec(request, metadata=identity())
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize("rpc", ["ValidateAgentSpec", "BatchResolveTools"])
+async def test_too_many_tools_are_refused_before_any_is_converted(
+    service: RunningService, monkeypatch: pytest.MonkeyPatch, rpc: str
+) -> None:
+    converted: list[str] = []
+    convert = tools_api._config
+
+    def counting(message: Any, field: str) -> Any:
+        converted.append(field)
+        return convert(message, field)
+
+    monkeypatch.setattr(tools_api, "_config", counting)
+    spec = spec_of_size(4_000_000)
+    assert len(spec.tools) > 100_000
+    request_type = getattr(tools_pb, f"{rpc}Request")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await getattr(service.tools, rpc)(
+            request_type(agent_key="agent", spec=spec), metadata=identity()
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in field_violations(refused.value)] == ["spec.tools"]
+    assert converted == []
+
+
+async def test_too_many_files_and_pairs_are_counted_not_each_checked(
+    service: RunningService,
+) -> None:
+    """A request at the size limit holds millions of entries: only the first are converted."""
+    container = Container(name="a", metadata={f"\x01{index}": "" for index in range(100_000)})
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.containers.CreateContainer(
+            container_service_pb2.CreateContainerRequest(
+                container=container, file_ids=[""] * 1_000_000
+            ),
+            metadata=identity(),
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    *shown, summary = field_violations(refused.value)
+    assert {"container.metadata", "file_ids"} <= {v.field for v in shown}
+    # Each count, then the first 17 pairs and the first 51 files one by one.
+    assert summary.description == f"{1 + 17 + 1 + 51 - len(shown)} more violations not shown"
+    config = tools_pb.CodeInterpreterConfig(file_ids=[""] * 1_000_000)
+    spec = tools_pb.AgentSpec(
+        tools=[tools_pb.AgentToolSpec(tool="code_interpreter", code_interpreter=config)]
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as spec_refused:
+        await service.tools.ValidateAgentSpec(
+            tools_pb.ValidateAgentSpecRequest(agent_key="agent", spec=spec), metadata=identity()
+        )
+    *shown, summary = field_violations(spec_refused.value)
+    assert shown[0].field == "spec.tools[0].code_interpreter.file_ids"
+    assert summary.description == f"{1 + 51 - len(shown)} more violations not shown"

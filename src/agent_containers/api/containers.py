@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 import grpc
@@ -10,7 +12,13 @@ from agentcontainers.v1 import container_pb2, container_service_pb2
 from google.protobuf import timestamp_pb2
 
 from agent_containers.api.identity import current_identity
-from agent_containers.domain.containers import ContainerDraft, ContainerStatus, parse_container_id
+from agent_containers.domain.containers import (
+    MAX_FILE_IDS,
+    MAX_METADATA_PAIRS,
+    ContainerDraft,
+    ContainerStatus,
+    parse_container_id,
+)
 from agent_containers.domain.errors import FieldViolation, InvalidArgument
 from agent_containers.services.containers import ContainerService, container_expire_time
 from agent_containers.store.models import ContainerRecord
@@ -42,6 +50,12 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     message = timestamp_pb2.Timestamp()
     message.FromDatetime(value)
     return message
+
+
+def leading(values: Sequence[str], limit: int) -> tuple[str, ...]:
+    """The first `limit` + 1 values: enough for validation to see that there are too many,
+    without converting the millions a request at the size limit can hold."""
+    return tuple(values[: limit + 1])
 
 
 def memory_tier_from_proto(number: int, field: str) -> str:
@@ -106,8 +120,9 @@ class ContainerServicer:
             name=container.name,
             memory_tier=memory_tier_from_proto(container.memory_tier, "container.memory_tier"),
             expiry_minutes=container.expires_after_minutes,
-            metadata=dict(container.metadata),
-            file_ids=tuple(request.file_ids),
+            # Too many pairs or files are reported as such; only the first are checked one by one.
+            metadata=dict(islice(container.metadata.items(), MAX_METADATA_PAIRS + 1)),
+            file_ids=leading(request.file_ids, MAX_FILE_IDS),
             request_id=request.request_id,
         )
         row = await self._containers.create(current_identity(), draft)
