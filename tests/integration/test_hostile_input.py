@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -343,3 +345,42 @@ async def test_too_many_files_and_pairs_are_counted_not_each_checked(
     *shown, summary = field_violations(spec_refused.value)
     assert shown[0].field == "spec.tools[0].code_interpreter.file_ids"
     assert summary.description == f"{1 + 51 - len(shown)} more violations not shown"
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+async def test_a_refused_request_is_freed_when_its_call_ends(service: RunningService) -> None:
+    """Nothing holds it once the answer is sent (context.abort() left it reachable from the
+    call's AbortError until the garbage collector ran): one at the size limit is ~100 MiB."""
+    kinds = (tools_pb.ValidateAgentSpecRequest, container_service_pb2.CreateContainerRequest)
+    calls = [
+        (
+            service.tools.ValidateAgentSpec,
+            tools_pb.ValidateAgentSpecRequest(agent_key="agent", spec=spec_of_size(100_000)),
+        ),
+        (
+            service.containers.CreateContainer,
+            container_service_pb2.CreateContainerRequest(container=Container(name="a/b")),
+        ),
+    ]
+
+    def alive() -> int:
+        return sum(isinstance(thing, kinds) for thing in gc.get_objects())
+
+    gc.collect()
+    gc.disable()  # what is still there is held, not merely waiting for a collection
+    try:
+        before = alive()  # this test's own requests
+        for rpc, request in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await rpc(request, metadata=identity())
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        for _ in range(50):  # the server's side of a call ends just after the client's
+            if alive() == before:
+                break
+            await asyncio.sleep(0.02)
+        after = alive()
+    finally:
+        gc.enable()
+    assert after == before

@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from agent_containers.api.errors import abort_domain, abort_unexpected
+from agent_containers.api.errors import set_domain_status, set_unexpected_status
 from agent_containers.api.handlers import UNREADABLE, Behaviour, WrappingInterceptor
 from agent_containers.api.identity import bind_identity
 from agent_containers.domain.errors import DomainError, MalformedRequest
@@ -32,11 +32,12 @@ class ServiceInterceptor(WrappingInterceptor):
                     raise MalformedRequest()
                 return await inner(request, context)
             except DomainError as error:
-                await abort_domain(method, error, context)
+                set_domain_status(method, error, context)
             except grpc.aio.AbortError:
                 raise
             except Exception as error:
-                await abort_unexpected(method, error, context)
+                set_unexpected_status(method, error, context)
+            return None  # the status is set: grpc.aio sends it instead of a response
 
         return unary
 
@@ -49,10 +50,10 @@ class ServiceInterceptor(WrappingInterceptor):
                 async for response in inner(request, context):
                     yield response
             except DomainError as error:
-                await abort_domain(method, error, context)
+                set_domain_status(method, error, context)
             except grpc.aio.AbortError:
                 raise
             except Exception as error:
-                await abort_unexpected(method, error, context)
+                set_unexpected_status(method, error, context)
 
         return stream
