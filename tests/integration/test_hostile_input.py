@@ -384,3 +384,57 @@ async def test_a_refused_request_is_freed_when_its_call_ends(service: RunningSer
     finally:
         gc.enable()
     assert after == before
+
+
+# --- enum numbers this server does not know -----------------------------------------------
+
+
+async def test_an_unknown_tier_is_reported_with_the_other_violations(
+    service: RunningService,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.containers.CreateContainer(
+            container_service_pb2.CreateContainerRequest(
+                container=Container(name="a/b", memory_tier=99)  # type: ignore[arg-type]
+            ),
+            metadata=identity(),
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = {v.field: v.description for v in field_violations(refused.value)}
+    assert set(violations) == {"container.name", "container.memory_tier"}
+    assert "99" in violations["container.memory_tier"]
+
+
+async def test_unknown_mode_and_tier_are_reported_with_a_bad_agent_key(
+    service: RunningService,
+) -> None:
+    config = tools_pb.CodeInterpreterConfig(mode=9, memory_tier=42)  # type: ignore[arg-type]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.tools.ResolveTool(
+            tools_pb.ResolveToolRequest(agent_key="a b", tool="code_interpreter", config=config),
+            metadata=identity(),
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert sorted(v.field for v in field_violations(refused.value)) == [
+        "agent_key",
+        "config.memory_tier",
+        "config.mode",
+    ]
+    spec = tools_pb.AgentSpec(
+        tools=[
+            tools_pb.AgentToolSpec(tool="code_interpreter"),
+            tools_pb.AgentToolSpec(tool="code_interpreter", code_interpreter=config),
+        ]
+    )
+    for rpc, request_type in (
+        (service.tools.BatchResolveTools, tools_pb.BatchResolveToolsRequest),
+        (service.tools.ValidateAgentSpec, tools_pb.ValidateAgentSpecRequest),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as batch_refused:
+            await rpc(request_type(agent_key="a b", spec=spec), metadata=identity())
+        assert batch_refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in field_violations(batch_refused.value)] == [
+            "agent_key",
+            "spec.tools[1].code_interpreter.mode",
+            "spec.tools[1].code_interpreter.memory_tier",
+        ]

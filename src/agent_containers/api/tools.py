@@ -48,17 +48,16 @@ _REASON_TO_PROTO = {
 
 
 def _config(message: tool_service_pb2.CodeInterpreterConfig, field: str) -> ToolConfig:
-    try:
-        mode = _MODE_FROM_PROTO[message.mode]  # an unknown number from a newer client
-    except KeyError:
-        raise InvalidArgument(
-            [FieldViolation(f"{field}.mode", f"unknown mode {message.mode}")]
-        ) from None
+    unknown: list[FieldViolation] = []
+    mode = _MODE_FROM_PROTO.get(message.mode)
+    if mode is None:  # a number from a newer client: reported with every other violation
+        unknown.append(FieldViolation(f"{field}.mode", f"unknown mode {message.mode}"))
     return ToolConfig(
-        mode=mode,
-        memory_tier=memory_tier_from_proto(message.memory_tier, f"{field}.memory_tier"),
+        mode=ToolMode.UNSPECIFIED if mode is None else mode,
+        memory_tier=memory_tier_from_proto(message.memory_tier, f"{field}.memory_tier", unknown),
         file_ids=leading(message.file_ids, MAX_FILE_IDS),
         container_id=message.container_id,
+        read_violations=tuple(unknown),
     )
 
 
