@@ -7,7 +7,7 @@ NODE_DIR := tools/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 BUF := $(NODE_DIR)/node_modules/.bin/buf
 
-.PHONY: run test lint typecheck protolint protos pytest lock clean startup bench
+.PHONY: run test lint typecheck protolint protos pytest lock clean startup bench stall
 
 $(STAMP): requirements/dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,3 +62,7 @@ startup: $(STAMP)
 ## bench: ResolveTool vs Health/Check throughput and latency at 1 and 16 calls in flight
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+
+## stall: worst event-loop stall and ResolveTool latency while hostile requests arrive
+stall: $(STAMP)
+	$(BIN)/python scripts/event_loop_stall.py

@@ -70,7 +70,10 @@ SERVICE_NAMES = (
 def _channel_options(settings: Settings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_send_message_length", settings.max_message_bytes),
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        (
+            "grpc.max_receive_message_length",
+            min(settings.max_request_bytes, settings.max_message_bytes),
+        ),
         # Ping idle connections so dead peers (and dropped NAT entries) are found in ~80 s.
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 import grpc
@@ -11,6 +13,8 @@ from google.protobuf import timestamp_pb2
 
 from agent_containers.api.identity import current_identity
 from agent_containers.domain.containers import (
+    MAX_FILE_IDS,
+    MAX_METADATA_PAIRS,
     Container,
     ContainerDraft,
     ContainerStatus,
@@ -48,14 +52,25 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return message
 
 
-def memory_tier_from_proto(number: int, field: str) -> str:
-    """The tier name for an enum number; unspecified is '' (the default applies)."""
+def leading(values: Sequence[str], limit: int) -> tuple[str, ...]:
+    """The first `limit` + 1 values: enough for validation to see that there are too many,
+    without converting the millions a request at the size limit can hold."""
+    return tuple(values[: limit + 1])
+
+
+def memory_tier_from_proto(number: int, field: str, unknown: list[FieldViolation]) -> str:
+    """The tier name for an enum number; unspecified is '' (the default applies).
+
+    A number this server does not know (from a newer client) is read as unspecified and added to
+    `unknown`, to be reported with every other violation of the request.
+    """
     if number == container_pb2.MEMORY_TIER_UNSPECIFIED:
         return ""
-    try:
-        return _TIER_FROM_PROTO[number]
-    except KeyError:
-        raise InvalidArgument([FieldViolation(field, f"unknown memory tier {number}")]) from None
+    tier = _TIER_FROM_PROTO.get(number)
+    if tier is None:
+        unknown.append(FieldViolation(field, f"unknown memory tier {number}"))
+        return ""
+    return tier
 
 
 def container_state_to_proto(status: ContainerStatus) -> container_pb2.ContainerState:
@@ -108,13 +123,18 @@ class ContainerServicer:
         self, request: container_service_pb2.CreateContainerRequest, context: Context
     ) -> container_pb2.Container:
         container = request.container
+        unknown: list[FieldViolation] = []
         draft = ContainerDraft(
             name=container.name,
-            memory_tier=memory_tier_from_proto(container.memory_tier, "container.memory_tier"),
+            memory_tier=memory_tier_from_proto(
+                container.memory_tier, "container.memory_tier", unknown
+            ),
             expiry_minutes=container.expires_after_minutes,
-            metadata=dict(container.metadata),
-            file_ids=tuple(request.file_ids),
+            # Too many pairs or files are reported as such; only the first are checked one by one.
+            metadata=dict(islice(container.metadata.items(), MAX_METADATA_PAIRS + 1)),
+            file_ids=leading(request.file_ids, MAX_FILE_IDS),
             request_id=request.request_id,
+            read_violations=tuple(unknown),
         )
         created = await self._containers.create(current_identity(), draft)
         return container_to_proto(created)

@@ -2,14 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, cast
 
 import grpc
+from google.protobuf.message import DecodeError
+
+from agent_containers.domain.errors import MalformedRequest
 
 # A method's behaviour: (request or request iterator, context) -> response, or an async
 # generator of responses for server streaming.
 Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
+Deserializer = Callable[[bytes], Any]
+
+
+class _Unreadable:
+    """The type of UNREADABLE, for `is` checks and a readable repr."""
+
+    def __repr__(self) -> str:
+        return "UNREADABLE"
+
+
+# What a wrapped deserializer returns for bytes that are not a message of the method's type.
+# grpc.aio answers a deserializer's exception itself, with UNKNOWN and the exception's class in
+# the message, before any interceptor code runs; a value instead lets the wrapped behaviour give
+# the answer (INVALID_ARGUMENT, after the identity check, like any other malformed request).
+UNREADABLE: Final = _Unreadable()
+
+
+def _tolerant(deserializer: Deserializer | None) -> Deserializer | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return UNREADABLE
+
+    return deserialize
+
+
+async def _readable(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A request stream that raises MalformedRequest at the first unreadable message."""
+    async for request in requests:
+        if request is UNREADABLE:
+            raise MalformedRequest()
+        yield request
+
+
+def _reading_checked(inner: Behaviour) -> Behaviour:
+    """A streaming-request behaviour whose request stream is checked as it is read."""
+
+    def behaviour(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return inner(_readable(requests), context)
+
+    return behaviour
 
 
 def is_infrastructure(method: str) -> bool:
@@ -25,6 +73,10 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     handlers apart by that) for a streaming-response one. grpc.aio asks every interceptor for a
     handler on every call: the wrapped handler is built once per method and reused, and the
     wrappers call the behaviour directly, so the hot path pays one extra frame.
+
+    A request that is not a message of the method's type reaches a unary-request wrapper as
+    UNREADABLE (the wrapper must refuse it); in a request stream, reading it raises
+    MalformedRequest from inside the wrapped behaviour.
     """
 
     def __init__(self) -> None:
@@ -58,7 +110,7 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
     ) -> grpc.RpcMethodHandler[Any, Any]:
         options = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": _tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary:
@@ -67,12 +119,14 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self.wrap_unary(method, cast(Behaviour, handler.stream_unary)), **options
+                self.wrap_unary(method, _reading_checked(cast(Behaviour, handler.stream_unary))),
+                **options,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self.wrap_stream(method, cast(Behaviour, handler.unary_stream)), **options
             )
         return grpc.stream_stream_rpc_method_handler(
-            self.wrap_stream(method, cast(Behaviour, handler.stream_stream)), **options
+            self.wrap_stream(method, _reading_checked(cast(Behaviour, handler.stream_stream))),
+            **options,
         )

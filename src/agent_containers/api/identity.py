@@ -1,6 +1,6 @@
 """The caller's identity, read once per RPC (by the service interceptor) for the servicers.
 
-Interim tenancy: `x-tenant-id` / `x-user-id` metadata, required on every call.
+Interim tenancy: `x-tenant-id` / `x-user-id` metadata, required on every call, once each.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 
+from agent_containers.domain.errors import Unauthenticated
 from agent_containers.domain.identity import Identity
 
 _current: ContextVar[Identity] = ContextVar("identity")
@@ -27,12 +28,22 @@ def _identity(tenant: str | None, user: str | None) -> Identity:
     return Identity.from_headers(tenant, user)
 
 
+def _sent_twice(header: str) -> Unauthenticated:
+    # A gateway that appends its header instead of replacing the caller's would otherwise let
+    # whichever value comes last decide: two values are refused, whatever they are.
+    return Unauthenticated(f"metadata {header} must be sent once", reason="IDENTITY_MALFORMED")
+
+
 def _identify(context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
     tenant = user = None
     for key, value in context.invocation_metadata() or ():
         if key == "x-tenant-id" and isinstance(value, str):
+            if tenant is not None:
+                raise _sent_twice(key)
             tenant = value
         elif key == "x-user-id" and isinstance(value, str):
+            if user is not None:
+                raise _sent_twice(key)
             user = value
     return _identity(tenant, user)
 

@@ -10,8 +10,9 @@ from agentcontainers.v1 import tool_service_pb2
 from google.protobuf import struct_pb2
 
 from agent_containers.api.bindings import binding_to_proto
-from agent_containers.api.containers import memory_tier_from_proto, timestamp
+from agent_containers.api.containers import leading, memory_tier_from_proto, timestamp
 from agent_containers.api.identity import current_identity
+from agent_containers.domain.containers import MAX_FILE_IDS
 from agent_containers.domain.errors import FieldViolation, InvalidArgument
 from agent_containers.domain.tools import (
     FallbackReason,
@@ -21,7 +22,7 @@ from agent_containers.domain.tools import (
     ToolRequest,
     ToolSource,
 )
-from agent_containers.services.tools import PLAIN_CONFIG, ToolResolutionService
+from agent_containers.services.tools import MAX_SPEC_TOOLS, PLAIN_CONFIG, ToolResolutionService
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -47,17 +48,16 @@ _REASON_TO_PROTO = {
 
 
 def _config(message: tool_service_pb2.CodeInterpreterConfig, field: str) -> ToolConfig:
-    try:
-        mode = _MODE_FROM_PROTO[message.mode]  # an unknown number from a newer client
-    except KeyError:
-        raise InvalidArgument(
-            [FieldViolation(f"{field}.mode", f"unknown mode {message.mode}")]
-        ) from None
+    unknown: list[FieldViolation] = []
+    mode = _MODE_FROM_PROTO.get(message.mode)
+    if mode is None:  # a number from a newer client: reported with every other violation
+        unknown.append(FieldViolation(f"{field}.mode", f"unknown mode {message.mode}"))
     return ToolConfig(
-        mode=mode,
-        memory_tier=memory_tier_from_proto(message.memory_tier, f"{field}.memory_tier"),
-        file_ids=tuple(message.file_ids),
+        mode=ToolMode.UNSPECIFIED if mode is None else mode,
+        memory_tier=memory_tier_from_proto(message.memory_tier, f"{field}.memory_tier", unknown),
+        file_ids=leading(message.file_ids, MAX_FILE_IDS),
         container_id=message.container_id,
+        read_violations=tuple(unknown),
     )
 
 
@@ -86,6 +86,9 @@ def resolution_to_proto(resolution: Resolution) -> tool_service_pb2.ResolvedTool
 def _spec_requests(
     agent_key: str, spec: tool_service_pb2.AgentSpec, container_override: str = ""
 ) -> list[ToolRequest]:
+    # Counted before anything is converted: a request at the size limit holds millions of tools.
+    if len(spec.tools) > MAX_SPEC_TOOLS:
+        raise InvalidArgument([FieldViolation("spec.tools", f"at most {MAX_SPEC_TOOLS} tools")])
     return [
         ToolRequest(
             agent_key=agent_key,

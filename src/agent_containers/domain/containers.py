@@ -111,7 +111,11 @@ class ContainerPolicy:
 
 @dataclass(frozen=True)
 class ContainerDraft:
-    """A create request as the caller sent it (zero values mean "not given")."""
+    """A create request as the caller sent it (zero values mean "not given").
+
+    `read_violations` are what reading the request already found wrong (an enum number this
+    server does not know, read as "not given"): validation reports them with the rest.
+    """
 
     name: str
     memory_tier: str = ""
@@ -119,6 +123,7 @@ class ContainerDraft:
     metadata: dict[str, str] = field(default_factory=dict)
     file_ids: tuple[str, ...] = ()
     request_id: str = ""
+    read_violations: tuple[FieldViolation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,7 @@ class ContainerSpec:
 
 def validate_draft(draft: ContainerDraft, policy: ContainerPolicy) -> ContainerSpec:
     """Checks every field of a create request; reports all violations at once."""
-    violations: list[FieldViolation] = []
+    violations = list(draft.read_violations)
     tier_not_allowed = False
 
     if not draft.name:

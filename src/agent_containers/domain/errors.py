@@ -7,6 +7,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# One error travels in a response's trailers, and clients refuse large trailers (gRPC's from 8
+# KiB on, Java's at 8 KiB): a request with thousands of violations must still get its answer.
+# So an error reports its first violations only, each of bounded length, in a short message.
+MAX_REPORTED_VIOLATIONS = 20
+MAX_FIELD_CHARS = 128
+MAX_DESCRIPTION_CHARS = 256
+MAX_MESSAGE_CHARS = 200
+_VIOLATIONS_IN_MESSAGE = 3
+
+
+def bounded(text: str, limit: int) -> str:
+    """`text`, cut to at most `limit` characters (marked with "...") when longer."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -43,9 +57,27 @@ class InvalidArgument(DomainError):
     reason = "INVALID_FIELD"
 
     def __init__(self, violations: list[FieldViolation], *, reason: str | None = None) -> None:
-        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
-        super().__init__(f"invalid request: {summary}", reason=reason)
+        super().__init__(_summary(violations), reason=reason)
         self.violations = violations
+
+
+def _summary(violations: list[FieldViolation]) -> str:
+    """The first violations in one line of bounded length, and how many more there are."""
+    listed = violations[:_VIOLATIONS_IN_MESSAGE]
+    more = len(violations) - len(listed)
+    suffix = f" (and {more} more)" if more else ""
+    prefix = "invalid request: "
+    text = "; ".join(f"{v.field}: {v.description}" for v in listed)
+    return prefix + bounded(text, MAX_MESSAGE_CHARS - len(prefix) - len(suffix)) + suffix
+
+
+class MalformedRequest(InvalidArgument):
+    """A request body that is not a message of the method's type: no field can be named."""
+
+    reason = "MALFORMED_REQUEST"
+
+    def __init__(self) -> None:
+        super().__init__([FieldViolation("", "the request is not a valid message of its type")])
 
 
 class MemoryTierNotAllowed(InvalidArgument):

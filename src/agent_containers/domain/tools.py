@@ -68,12 +68,17 @@ class FallbackPolicy(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ToolConfig:
-    """The agent's configuration of the code interpreter (empty values mean "not given")."""
+    """The agent's configuration of the code interpreter (empty values mean "not given").
+
+    `read_violations` are what reading the request already found wrong (an enum number this
+    server does not know, read as "not given"): validation reports them with the rest.
+    """
 
     mode: ToolMode = ToolMode.UNSPECIFIED
     memory_tier: str = ""
     file_ids: tuple[str, ...] = ()
     container_id: str = ""
+    read_violations: tuple[FieldViolation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +207,7 @@ def validate_config(
     config: ToolConfig, policy: ResolutionPolicy, prefix: str
 ) -> list[FieldViolation]:
     """Checks a code interpreter config; `prefix` is the config's path in the request."""
-    violations: list[FieldViolation] = []
+    violations = list(config.read_violations)
     if config.memory_tier:
         if config.memory_tier not in MEMORY_TIERS:
             violations.append(
