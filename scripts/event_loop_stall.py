@@ -189,12 +189,13 @@ async def serve_with_monitor() -> None:
     """The service as `serve` runs it, plus the monitor; answers `report` lines on stdin."""
     from agent_containers.config import Settings
     from agent_containers.observability.logging import configure_logging
-    from agent_containers.server import AgentContainersServer
+    from agent_containers.server import AgentContainersServer, freeze_startup_objects
 
     settings = Settings()
     configure_logging("ERROR")
     server = AgentContainersServer(settings)
     await server.start()
+    freeze_startup_objects()
     monitor = StallMonitor()
     watching = asyncio.create_task(monitor.run())
     loop = asyncio.get_running_loop()

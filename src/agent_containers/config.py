@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     # No request needs more than about 0.5 MiB (a full agent spec; file uploads will stream in
     # chunks); anything larger is refused by gRPC before a byte of it is parsed in Python.
     max_request_bytes: int = Field(
-        default=4 * 1024 * 1024,
+        default=1024 * 1024,
         ge=1024,
         description="largest request message the server reads (held to max_message_bytes too)",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -283,6 +284,14 @@ class AgentContainersServer:
         )
 
 
+def freeze_startup_objects() -> None:
+    """What start-up loaded (modules, stubs, settings) lives as long as the process: moved out
+    of the collector's sight, a full collection no longer pauses every call for tens of
+    milliseconds to scan it (`make stall` measures it)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings) -> None:
     """Runs the service until SIGTERM or SIGINT, then shuts down gracefully (see stop())."""
     server = AgentContainersServer(settings)
@@ -292,6 +301,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stopping.set)
     try:
         await server.start()
+        freeze_startup_objects()
         await stopping.wait()
     finally:
         await server.stop(drain_seconds=settings.shutdown_drain_seconds)

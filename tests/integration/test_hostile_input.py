@@ -256,6 +256,10 @@ async def test_sixty_four_unresolvable_tools_are_reported_within_the_cap(
 # --- oversize requests --------------------------------------------------------------------
 
 
+RAISED_LIMIT = 4 * 1024 * 1024
+"""A request limit an operator raised: what gets through must still be refused cheaply."""
+
+
 def spec_of_size(size: int) -> tools_pb.AgentSpec:
     """A spec of many small tools, about `size` bytes on the wire."""
     tool = tools_pb.AgentToolSpec(tool="code_interpreter")
@@ -286,7 +290,7 @@ async def test_a_request_above_the_request_limit_is_refused_by_grpc(
 async def test_the_default_request_limit_is_far_below_sixteen_mib(
     service: RunningService,
 ) -> None:
-    assert service.server.settings.max_request_bytes == 4 * 1024 * 1024
+    assert service.server.settings.max_request_bytes == 1024 * 1024
     request = tools_pb.ValidateAgentSpecRequest(agent_key="agent", spec=spec_of_size(5_000_000))
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await service.tools.ValidateAgentSpec(request, metadata=identity())
@@ -295,8 +299,9 @@ async def test_the_default_request_limit_is_far_below_sixteen_mib(
 
 @pytest.mark.parametrize("rpc", ["ValidateAgentSpec", "BatchResolveTools"])
 async def test_too_many_tools_are_refused_before_any_is_converted(
-    service: RunningService, monkeypatch: pytest.MonkeyPatch, rpc: str
+    start_service: StartService, monkeypatch: pytest.MonkeyPatch, rpc: str
 ) -> None:
+    service = await start_service(max_request_bytes=RAISED_LIMIT)  # an operator raised it
     converted: list[str] = []
     convert = tools_api._config
 
@@ -318,9 +323,10 @@ async def test_too_many_tools_are_refused_before_any_is_converted(
 
 
 async def test_too_many_files_and_pairs_are_counted_not_each_checked(
-    service: RunningService,
+    start_service: StartService,
 ) -> None:
     """A request at the size limit holds millions of entries: only the first are converted."""
+    service = await start_service(max_request_bytes=RAISED_LIMIT)
     container = Container(name="a", metadata={f"\x01{index}": "" for index in range(100_000)})
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await service.containers.CreateContainer(
