@@ -25,40 +25,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
-from agent_containers.api.errors import ERROR_DOMAIN
+from agent_containers.api.errors import set_domain_status
 from agent_containers.api.handlers import Behaviour, WrappingInterceptor
+from agent_containers.domain.errors import ShuttingDown
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-SHUTTING_DOWN = "SHUTTING_DOWN"
-"""ErrorInfo.reason of a call refused because the server is shutting down."""
-
-RETRY_AFTER_SECONDS = 1.0
-"""RetryInfo of a refusal: another replica can take the call at once; this one never will."""
-
 _POLL_SECONDS = 0.01
-
-
-def refusal_status() -> grpc.Status:
-    """UNAVAILABLE with ErrorInfo SHUTTING_DOWN and RetryInfo, as api/errors.py builds them."""
-    delay = duration_pb2.Duration()
-    delay.FromNanoseconds(int(RETRY_AFTER_SECONDS * 1e9))
-    status = status_pb2.Status(
-        code=code_pb2.UNAVAILABLE,
-        message="the server is shutting down; retry the call (another replica can take it)",
-    )
-    for detail in (
-        error_details_pb2.ErrorInfo(reason=SHUTTING_DOWN, domain=ERROR_DOMAIN),
-        error_details_pb2.RetryInfo(retry_delay=delay),
-    ):
-        packed = any_pb2.Any()
-        packed.Pack(detail)
-        status.details.append(packed)
-    return rpc_status.to_status(status)
 
 
 class ShutdownGate(WrappingInterceptor):
@@ -72,7 +46,6 @@ class ShutdownGate(WrappingInterceptor):
         self.refused = 0
         """Calls refused since the gate closed."""
         self._last_arrival = time.monotonic()
-        self._refusal = refusal_status()
         self._holding = False
         self._released = asyncio.Event()
 
@@ -106,19 +79,18 @@ class ShutdownGate(WrappingInterceptor):
                 return False
             await asyncio.sleep(min(pause, deadline - now))
 
-    async def _refuse(self, context: Context) -> None:
+    async def _refuse(self, method: str, context: Context) -> None:
         self.refused += 1
         if self._holding:
             await self._released.wait()
-        status = self._refusal
-        # abort() with the status trailers is abort_with_status(), which grpc-stubs does not know.
-        await context.abort(status.code, status.details, status.trailing_metadata)
+        set_domain_status(method, ShuttingDown(), context)
 
     def wrap_unary(self, method: str, inner: Behaviour) -> Behaviour:
         async def unary(request: Any, context: Context) -> Any:
             self._last_arrival = time.monotonic()
             if self.closed:
-                await self._refuse(context)
+                await self._refuse(method, context)
+                return None  # the status is set: grpc.aio sends it instead of a response
             self.in_flight += 1
             try:
                 return await inner(request, context)
@@ -131,7 +103,8 @@ class ShutdownGate(WrappingInterceptor):
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             self._last_arrival = time.monotonic()
             if self.closed:
-                await self._refuse(context)
+                await self._refuse(method, context)
+                return
             self.in_flight += 1
             try:
                 async for response in inner(request, context):

@@ -132,7 +132,7 @@ def _code_and_detail(error: errors.DomainError) -> tuple[int, Message | None]:
             return code_pb2.RESOURCE_EXHAUSTED, _retry_info(error.retry_after_seconds)
         case errors.FailedPrecondition():
             return code_pb2.FAILED_PRECONDITION, _precondition_failure(error.violations)
-        case errors.UpstreamUnavailable() | errors.DatabaseUnavailable():
+        case errors.UpstreamUnavailable() | errors.DatabaseUnavailable() | errors.ShuttingDown():
             return code_pb2.UNAVAILABLE, _retry_info(error.retry_after_seconds)
         case errors.UpstreamRejected():
             return code_pb2.FAILED_PRECONDITION, _precondition_failure(

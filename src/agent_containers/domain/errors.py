@@ -168,6 +168,18 @@ class DatabaseUnavailable(DomainError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class ShuttingDown(DomainError):
+    """This process is shutting down: another replica can take the call at once."""
+
+    reason = "SHUTTING_DOWN"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server is shutting down; retry the call (another replica can take it)"
+        )
+        self.retry_after_seconds = 1.0
+
+
 class UpstreamRejected(DomainError):
     """The Containers API refused a request as invalid (HTTP 4xx other than 404 and 429)."""
 
