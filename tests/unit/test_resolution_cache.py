@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from agent_containers.services.resolution_cache import ResolutionCache
 from agent_containers.store.notifications import (
     Invalidation,
     binding_changed,
     container_changed,
+    reconciled,
 )
 
 
@@ -103,3 +105,15 @@ async def test_versions_are_kept_only_for_loads_in_flight() -> None:
     await pending
     assert cache._bindings.versions == {}
     assert cache._bindings.loading == {}
+
+
+def test_reconciliation_progress_only_moves_forward() -> None:
+    cache = ResolutionCache(max_age_seconds=60, shared=True)
+    assert cache.verified_through is None
+    later = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    cache.on_notification(reconciled(later))
+    cache.on_notification(reconciled(later - timedelta(minutes=1)))  # an older pass, delivered late
+    assert cache.verified_through == later
+    cache.on_notification(Invalidation("reconciled", "", "not a time"))
+    cache.on_notification(Invalidation("reconciled", "", "2026-01-02T00:00:00"))  # no zone
+    assert cache.verified_through == later

@@ -20,6 +20,7 @@ from agent_containers.domain.tools import (
     ToolRequest,
     ToolSource,
     decide,
+    facts_age_exceeds,
     first_candidate,
     unfit_reason,
     validate_agent_key,
@@ -148,3 +149,22 @@ def test_config_rules() -> None:
     assert "config.file_ids" in fields
     assert "config.file_ids[0]" in fields
     assert fields[-1] == "config.container_id"
+
+
+def test_liveness_facts_have_an_age() -> None:
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    bound = timedelta(seconds=30)
+
+    def running(verified_at: datetime | None) -> ContainerSnapshot:
+        return ContainerSnapshot(
+            uuid.uuid4(), "cntr_1", ContainerStatus.RUNNING, now + timedelta(hours=1), verified_at
+        )
+
+    assert not facts_age_exceeds(running(now - timedelta(seconds=30)), None, now, bound)
+    assert facts_age_exceeds(running(now - timedelta(seconds=31)), None, now, bound)
+    assert facts_age_exceeds(running(None), None, now, bound)
+    # A complete reconciler pass confirms what it did not change.
+    assert not facts_age_exceeds(running(None), now - timedelta(seconds=5), now, bound)
+    # Only a live verdict needs fresh facts: a dead one is never handed out anyway.
+    expired = ContainerSnapshot(uuid.uuid4(), "cntr_2", ContainerStatus.EXPIRED, None, None)
+    assert not facts_age_exceeds(expired, None, now, bound)
