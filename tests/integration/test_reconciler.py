@@ -279,3 +279,21 @@ async def test_exactly_one_process_leads_and_another_takes_over(
 
 async def test_sqlite_always_leads(tmp_path: object) -> None:
     assert await Leadership(f"sqlite+aiosqlite:///{tmp_path}/x.db").held()
+
+
+async def test_a_hanging_revalidation_delays_runs_once_not_for_as_long_as_it_hangs(
+    start_service: StartService,
+) -> None:
+    service = await start_service(liveness_max_age_seconds=30, openai_timeout_seconds=20)
+    container = await bind_and_resolve(service, "slow")
+    service.clock.advance(seconds=31)  # facts too old: the next run revalidates
+    service.emulator.state.delays["containers.list"] = 15  # upstream hangs on the lookup
+    first = await resolve(service)  # waits a few seconds, then is served the last facts
+    assert first.container_id == container.id
+    await asyncio.sleep(5.2)  # past the backoff; the lookup still hangs upstream
+    second = await service.tools.ResolveTool(
+        tool_service_pb2.ResolveToolRequest(agent_key="agent", tool="code_interpreter"),
+        metadata=identity(),
+        timeout=1.0,  # a run that waited on the hanging lookup again would miss this
+    )
+    assert second.container_id == container.id

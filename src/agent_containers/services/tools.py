@@ -114,7 +114,7 @@ class ToolResolutionService:
         self._refresh = refresh
         self._liveness_max_age = liveness_max_age
         # Revalidations in flight (one per container) and when each last failed.
-        self._revalidating: dict[uuid.UUID, asyncio.Task[ContainerSnapshot]] = {}
+        self._revalidating: dict[uuid.UUID, tuple[asyncio.Task[ContainerSnapshot], float]] = {}
         self._revalidation_failed: dict[uuid.UUID, float] = {}
         self._bindings = bindings
         self._cache = cache
@@ -322,13 +322,19 @@ class ToolResolutionService:
         failed_at = self._revalidation_failed.get(snapshot.container_id)
         if failed_at is not None and loop.time() - failed_at < REVALIDATE_BACKOFF_SECONDS:
             return snapshot
-        task = self._revalidating.get(snapshot.container_id)
-        if task is None:
+        started = self._revalidating.get(snapshot.container_id)
+        if started is None:
             task = asyncio.create_task(self._revalidated(tenant_id, snapshot))
-            self._revalidating[snapshot.container_id] = task
+            started = self._revalidating[snapshot.container_id] = (task, loop.time())
             task.add_done_callback(lambda _: self._revalidating.pop(snapshot.container_id, None))
+        task, began = started
+        # A caller waits only within the attempt's first seconds: a slow upstream delays a few
+        # runs once, not every run for as long as its lookup hangs.
+        remaining = began + CONFIRM_DEADLINE_SECONDS - loop.time()
         try:
-            return await asyncio.wait_for(asyncio.shield(task), CONFIRM_DEADLINE_SECONDS)
+            if remaining <= 0:
+                raise TimeoutError
+            return await asyncio.wait_for(asyncio.shield(task), remaining)
         except (DomainError, TimeoutError):
             self._revalidation_failed[snapshot.container_id] = loop.time()
             if len(self._revalidation_failed) > MAX_EXPLICIT_ANSWERS:
