@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["1g", "4g"],
         description="comma-separated tiers a container create or an auto tool may ask for",
     )
+    allowed_network_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated domains a container's network allowlist may name: "
+        "`example.com` exactly, `*.example.com` its subdomains, `*` any; empty: no network",
+    )
     auto_memory_tier: str = Field(
         default="1g", description="memory tier of an auto tool when the agent's config names none"
     )
@@ -153,6 +158,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_network_domains", mode="before")
+    @classmethod
+    def _split_domains(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [domain.strip().lower() for domain in value.split(",") if domain.strip()]
+        return value
 
     @field_validator("allowed_memory_tiers", mode="before")
     @classmethod

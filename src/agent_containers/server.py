@@ -139,6 +139,7 @@ class AgentContainersServer:
                 default_expiry_minutes=settings.default_expiry_minutes,
                 max_expiry_minutes=settings.max_expiry_minutes,
                 max_containers=settings.max_containers_per_tenant,
+                allowed_network_domains=tuple(settings.allowed_network_domains),
             ),
             self.clock,
             budgets,

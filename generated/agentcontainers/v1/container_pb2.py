@@ -27,7 +27,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agentcontainers/v1/container.proto\x12\x12\x61gentcontainers.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x06\n\tContainer\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12!\n\x13openai_container_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x39\n\x0bmemory_tier\x18\x04 \x01(\x0e\x32\x1e.agentcontainers.v1.MemoryTierB\x04\xe2\x41\x01\x05\x12#\n\x15\x65xpires_after_minutes\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x05\x12\x37\n\x05state\x18\x06 \x01(\x0e\x32\".agentcontainers.v1.ContainerStateB\x04\xe2\x41\x01\x03\x12=\n\x08metadata\x18\x07 \x03(\x0b\x32+.agentcontainers.v1.Container.MetadataEntry\x12\x1b\n\rowner_user_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12:\n\x10last_active_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x36\n\x0crefresh_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x64\x65lete_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x66\x61ilure_reason\x18\x0f \x01(\tB\x04\xe2\x41\x01\x03\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01:E\xea\x41\x42\n(agentcontainers.googleapis.com/Container\x12\x16\x63ontainers/{container}\"\xb9\x02\n\rContainerFile\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x63ontainer_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04path\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nsize_bytes\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12=\n\x06source\x18\x05 \x01(\x0e\x32\'.agentcontainers.v1.ContainerFileSourceB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:V\xea\x41S\n,agentcontainers.googleapis.com/ContainerFile\x12#containers/{container}/files/{file}*\xc2\x01\n\x0e\x43ontainerState\x12\x1f\n\x1b\x43ONTAINER_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONTAINER_STATE_CREATING\x10\x01\x12\x1b\n\x17\x43ONTAINER_STATE_RUNNING\x10\x02\x12\x1b\n\x17\x43ONTAINER_STATE_EXPIRED\x10\x03\x12\x1b\n\x17\x43ONTAINER_STATE_DELETED\x10\x04\x12\x1a\n\x16\x43ONTAINER_STATE_FAILED\x10\x05*{\n\nMemoryTier\x12\x1b\n\x17MEMORY_TIER_UNSPECIFIED\x10\x00\x12\x12\n\x0eMEMORY_TIER_1G\x10\x01\x12\x12\n\x0eMEMORY_TIER_4G\x10\x02\x12\x13\n\x0fMEMORY_TIER_16G\x10\x03\x12\x13\n\x0fMEMORY_TIER_64G\x10\x04*\x81\x01\n\x13\x43ontainerFileSource\x12%\n!CONTAINER_FILE_SOURCE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43ONTAINER_FILE_SOURCE_USER\x10\x01\x12#\n\x1f\x43ONTAINER_FILE_SOURCE_ASSISTANT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agentcontainers/v1/container.proto\x12\x12\x61gentcontainers.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x07\n\tContainer\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12!\n\x13openai_container_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x39\n\x0bmemory_tier\x18\x04 \x01(\x0e\x32\x1e.agentcontainers.v1.MemoryTierB\x04\xe2\x41\x01\x05\x12#\n\x15\x65xpires_after_minutes\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x05\x12\x37\n\x05state\x18\x06 \x01(\x0e\x32\".agentcontainers.v1.ContainerStateB\x04\xe2\x41\x01\x03\x12=\n\x08metadata\x18\x07 \x03(\x0b\x32+.agentcontainers.v1.Container.MetadataEntry\x12\x1b\n\rowner_user_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12:\n\x10last_active_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x36\n\x0crefresh_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x64\x65lete_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x66\x61ilure_reason\x18\x0f \x01(\tB\x04\xe2\x41\x01\x03\x12\x1e\n\x10initial_file_ids\x18\x10 \x03(\tB\x04\xe2\x41\x01\x03\x12?\n\x0enetwork_policy\x18\x11 \x01(\x0b\x32!.agentcontainers.v1.NetworkPolicyB\x04\xe2\x41\x01\x05\x12/\n\x06skills\x18\x12 \x03(\x0b\x32\x19.agentcontainers.v1.SkillB\x04\xe2\x41\x01\x05\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01:E\xea\x41\x42\n(agentcontainers.googleapis.com/Container\x12\x16\x63ontainers/{container}\"\x95\x01\n\rNetworkPolicy\x12\x31\n\x06\x61\x63\x63\x65ss\x18\x01 \x01(\x0e\x32!.agentcontainers.v1.NetworkAccess\x12\x17\n\x0f\x61llowed_domains\x18\x02 \x03(\t\x12\x38\n\x0e\x64omain_secrets\x18\x03 \x03(\x0b\x32 .agentcontainers.v1.DomainSecret\"M\n\x0c\x44omainSecret\x12\x14\n\x06\x64omain\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05value\x18\x03 \x01(\tB\x04\xe2\x41\x01\x04\"}\n\x05Skill\x12\x37\n\treference\x18\x01 \x01(\x0b\x32\".agentcontainers.v1.SkillReferenceH\x00\x12\x31\n\x06inline\x18\x02 \x01(\x0b\x32\x1f.agentcontainers.v1.InlineSkillH\x00\x42\x08\n\x06source\"9\n\x0eSkillReference\x12\x16\n\x08skill_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x87\x01\n\x0bInlineSkill\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\x03zip\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x04\x12\x1c\n\x0ezip_size_bytes\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\nzip_sha256\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\"\xb9\x02\n\rContainerFile\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x63ontainer_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04path\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nsize_bytes\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12=\n\x06source\x18\x05 \x01(\x0e\x32\'.agentcontainers.v1.ContainerFileSourceB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:V\xea\x41S\n,agentcontainers.googleapis.com/ContainerFile\x12#containers/{container}/files/{file}*j\n\rNetworkAccess\x12\x1e\n\x1aNETWORK_ACCESS_UNSPECIFIED\x10\x00\x12\x1b\n\x17NETWORK_ACCESS_DISABLED\x10\x01\x12\x1c\n\x18NETWORK_ACCESS_ALLOWLIST\x10\x02*\xc2\x01\n\x0e\x43ontainerState\x12\x1f\n\x1b\x43ONTAINER_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONTAINER_STATE_CREATING\x10\x01\x12\x1b\n\x17\x43ONTAINER_STATE_RUNNING\x10\x02\x12\x1b\n\x17\x43ONTAINER_STATE_EXPIRED\x10\x03\x12\x1b\n\x17\x43ONTAINER_STATE_DELETED\x10\x04\x12\x1a\n\x16\x43ONTAINER_STATE_FAILED\x10\x05*{\n\nMemoryTier\x12\x1b\n\x17MEMORY_TIER_UNSPECIFIED\x10\x00\x12\x12\n\x0eMEMORY_TIER_1G\x10\x01\x12\x12\n\x0eMEMORY_TIER_4G\x10\x02\x12\x13\n\x0fMEMORY_TIER_16G\x10\x03\x12\x13\n\x0fMEMORY_TIER_64G\x10\x04*\x81\x01\n\x13\x43ontainerFileSource\x12%\n!CONTAINER_FILE_SOURCE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43ONTAINER_FILE_SOURCE_USER\x10\x01\x12#\n\x1f\x43ONTAINER_FILE_SOURCE_ASSISTANT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,8 +64,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTAINER'].fields_by_name['delete_time']._serialized_options = b'\342A\001\003'
   _globals['_CONTAINER'].fields_by_name['failure_reason']._loaded_options = None
   _globals['_CONTAINER'].fields_by_name['failure_reason']._serialized_options = b'\342A\001\003'
+  _globals['_CONTAINER'].fields_by_name['initial_file_ids']._loaded_options = None
+  _globals['_CONTAINER'].fields_by_name['initial_file_ids']._serialized_options = b'\342A\001\003'
+  _globals['_CONTAINER'].fields_by_name['network_policy']._loaded_options = None
+  _globals['_CONTAINER'].fields_by_name['network_policy']._serialized_options = b'\342A\001\005'
+  _globals['_CONTAINER'].fields_by_name['skills']._loaded_options = None
+  _globals['_CONTAINER'].fields_by_name['skills']._serialized_options = b'\342A\001\005'
   _globals['_CONTAINER']._loaded_options = None
   _globals['_CONTAINER']._serialized_options = b'\352AB\n(agentcontainers.googleapis.com/Container\022\026containers/{container}'
+  _globals['_DOMAINSECRET'].fields_by_name['domain']._loaded_options = None
+  _globals['_DOMAINSECRET'].fields_by_name['domain']._serialized_options = b'\342A\001\002'
+  _globals['_DOMAINSECRET'].fields_by_name['name']._loaded_options = None
+  _globals['_DOMAINSECRET'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_DOMAINSECRET'].fields_by_name['value']._loaded_options = None
+  _globals['_DOMAINSECRET'].fields_by_name['value']._serialized_options = b'\342A\001\004'
+  _globals['_SKILLREFERENCE'].fields_by_name['skill_id']._loaded_options = None
+  _globals['_SKILLREFERENCE'].fields_by_name['skill_id']._serialized_options = b'\342A\001\002'
+  _globals['_INLINESKILL'].fields_by_name['name']._loaded_options = None
+  _globals['_INLINESKILL'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_INLINESKILL'].fields_by_name['description']._loaded_options = None
+  _globals['_INLINESKILL'].fields_by_name['description']._serialized_options = b'\342A\001\002'
+  _globals['_INLINESKILL'].fields_by_name['zip']._loaded_options = None
+  _globals['_INLINESKILL'].fields_by_name['zip']._serialized_options = b'\342A\001\004'
+  _globals['_INLINESKILL'].fields_by_name['zip_size_bytes']._loaded_options = None
+  _globals['_INLINESKILL'].fields_by_name['zip_size_bytes']._serialized_options = b'\342A\001\003'
+  _globals['_INLINESKILL'].fields_by_name['zip_sha256']._loaded_options = None
+  _globals['_INLINESKILL'].fields_by_name['zip_sha256']._serialized_options = b'\342A\001\003'
   _globals['_CONTAINERFILE'].fields_by_name['id']._loaded_options = None
   _globals['_CONTAINERFILE'].fields_by_name['id']._serialized_options = b'\342A\001\003'
   _globals['_CONTAINERFILE'].fields_by_name['container_id']._loaded_options = None
@@ -80,16 +104,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTAINERFILE'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_CONTAINERFILE']._loaded_options = None
   _globals['_CONTAINERFILE']._serialized_options = b'\352AS\n,agentcontainers.googleapis.com/ContainerFile\022#containers/{container}/files/{file}'
-  _globals['_CONTAINERSTATE']._serialized_start=1286
-  _globals['_CONTAINERSTATE']._serialized_end=1480
-  _globals['_MEMORYTIER']._serialized_start=1482
-  _globals['_MEMORYTIER']._serialized_end=1605
-  _globals['_CONTAINERFILESOURCE']._serialized_start=1608
-  _globals['_CONTAINERFILESOURCE']._serialized_end=1737
+  _globals['_NETWORKACCESS']._serialized_start=1986
+  _globals['_NETWORKACCESS']._serialized_end=2092
+  _globals['_CONTAINERSTATE']._serialized_start=2095
+  _globals['_CONTAINERSTATE']._serialized_end=2289
+  _globals['_MEMORYTIER']._serialized_start=2291
+  _globals['_MEMORYTIER']._serialized_end=2414
+  _globals['_CONTAINERFILESOURCE']._serialized_start=2417
+  _globals['_CONTAINERFILESOURCE']._serialized_end=2546
   _globals['_CONTAINER']._serialized_start=152
-  _globals['_CONTAINER']._serialized_end=967
-  _globals['_CONTAINER_METADATAENTRY']._serialized_start=849
-  _globals['_CONTAINER_METADATAENTRY']._serialized_end=896
-  _globals['_CONTAINERFILE']._serialized_start=970
-  _globals['_CONTAINERFILE']._serialized_end=1283
+  _globals['_CONTAINER']._serialized_end=1113
+  _globals['_CONTAINER_METADATAENTRY']._serialized_start=995
+  _globals['_CONTAINER_METADATAENTRY']._serialized_end=1042
+  _globals['_NETWORKPOLICY']._serialized_start=1116
+  _globals['_NETWORKPOLICY']._serialized_end=1265
+  _globals['_DOMAINSECRET']._serialized_start=1267
+  _globals['_DOMAINSECRET']._serialized_end=1344
+  _globals['_SKILL']._serialized_start=1346
+  _globals['_SKILL']._serialized_end=1471
+  _globals['_SKILLREFERENCE']._serialized_start=1473
+  _globals['_SKILLREFERENCE']._serialized_end=1530
+  _globals['_INLINESKILL']._serialized_start=1533
+  _globals['_INLINESKILL']._serialized_end=1668
+  _globals['_CONTAINERFILE']._serialized_start=1671
+  _globals['_CONTAINERFILE']._serialized_end=1984
 # @@protoc_insertion_point(module_scope)

@@ -20,6 +20,18 @@ from agent_containers.domain.containers import (
     ContainerStatus,
     parse_container_id,
 )
+from agent_containers.domain.create_options import (
+    DISABLED,
+    MAX_ALLOWED_DOMAINS,
+    MAX_DOMAIN_SECRETS,
+    MAX_SKILLS,
+    DomainSecret,
+    InlineSkill,
+    NetworkAccess,
+    NetworkPolicy,
+    Skill,
+    SkillReference,
+)
 from agent_containers.domain.errors import FieldViolation, InvalidArgument
 from agent_containers.services.containers import ContainerService
 
@@ -50,6 +62,82 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     message = timestamp_pb2.Timestamp()
     message.FromDatetime(value)
     return message
+
+
+_ACCESS_FROM_PROTO = {
+    container_pb2.NETWORK_ACCESS_UNSPECIFIED: NetworkAccess.DISABLED,
+    container_pb2.NETWORK_ACCESS_DISABLED: NetworkAccess.DISABLED,
+    container_pb2.NETWORK_ACCESS_ALLOWLIST: NetworkAccess.ALLOWLIST,
+}
+_ACCESS_TO_PROTO = {
+    NetworkAccess.DISABLED: container_pb2.NETWORK_ACCESS_DISABLED,
+    NetworkAccess.ALLOWLIST: container_pb2.NETWORK_ACCESS_ALLOWLIST,
+}
+
+
+def network_policy_from_proto(
+    message: container_pb2.NetworkPolicy, field: str, unknown: list[FieldViolation]
+) -> NetworkPolicy:
+    """The requested policy; too many domains or secrets are reported, only the first read."""
+    access = _ACCESS_FROM_PROTO.get(message.access)
+    if access is None:
+        unknown.append(FieldViolation(f"{field}.access", f"unknown access {message.access}"))
+        access = NetworkAccess.ALLOWLIST if message.allowed_domains else NetworkAccess.DISABLED
+    return NetworkPolicy(
+        access,
+        leading(message.allowed_domains, MAX_ALLOWED_DOMAINS),
+        tuple(
+            DomainSecret(secret.domain, secret.name, secret.value)
+            for secret in islice(message.domain_secrets, MAX_DOMAIN_SECRETS + 1)
+        ),
+    )
+
+
+def skills_from_proto(
+    messages: Sequence[container_pb2.Skill], field: str, unknown: list[FieldViolation]
+) -> tuple[Skill, ...]:
+    skills: list[Skill] = []
+    for index, message in enumerate(islice(messages, MAX_SKILLS + 1)):
+        match message.WhichOneof("source"):
+            case "reference":
+                skills.append(SkillReference(message.reference.skill_id, message.reference.version))
+            case "inline":
+                inline = message.inline
+                skills.append(InlineSkill.sent(inline.name, inline.description, inline.zip))
+            case _:
+                unknown.append(
+                    FieldViolation(f"{field}[{index}]", "a reference or an inline skill")
+                )
+    return tuple(skills)
+
+
+def network_policy_to_proto(policy: NetworkPolicy) -> container_pb2.NetworkPolicy | None:
+    """The recorded policy: secret names only (the values were never kept)."""
+    if policy == DISABLED:
+        return None
+    return container_pb2.NetworkPolicy(
+        access=_ACCESS_TO_PROTO[policy.access],
+        allowed_domains=policy.allowed_domains,
+        domain_secrets=[
+            container_pb2.DomainSecret(domain=secret.domain, name=secret.name)
+            for secret in policy.secrets
+        ],
+    )
+
+
+def skill_to_proto(skill: Skill) -> container_pb2.Skill:
+    if isinstance(skill, SkillReference):
+        return container_pb2.Skill(
+            reference=container_pb2.SkillReference(skill_id=skill.skill_id, version=skill.version)
+        )
+    return container_pb2.Skill(
+        inline=container_pb2.InlineSkill(
+            name=skill.name,
+            description=skill.description,
+            zip_size_bytes=skill.size_bytes,
+            zip_sha256=skill.sha256,
+        )
+    )
 
 
 def leading(values: Sequence[str], limit: int) -> tuple[str, ...]:
@@ -97,6 +185,9 @@ def container_to_proto(container: Container) -> container_pb2.Container:
         update_time=timestamp(container.updated_at),
         delete_time=timestamp(container.deleted_at),
         failure_reason=container.failure_reason or "",
+        initial_file_ids=container.initial_file_ids,
+        network_policy=network_policy_to_proto(container.network_policy),
+        skills=[skill_to_proto(skill) for skill in container.skills],
     )
 
 
@@ -134,6 +225,10 @@ class ContainerServicer:
             metadata=dict(islice(container.metadata.items(), MAX_METADATA_PAIRS + 1)),
             file_ids=leading(request.file_ids, MAX_FILE_IDS),
             request_id=request.request_id,
+            network_policy=network_policy_from_proto(
+                container.network_policy, "container.network_policy", unknown
+            ),
+            skills=skills_from_proto(container.skills, "container.skills", unknown),
             read_violations=tuple(unknown),
         )
         created = await self._containers.create(current_identity(), draft)

@@ -13,6 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from agent_containers.domain.create_options import (
+    DISABLED,
+    NetworkPolicy,
+    Skill,
+    network_policy_violations,
+    skill_violations,
+)
 from agent_containers.domain.errors import FieldViolation, InvalidArgument, MemoryTierNotAllowed
 
 
@@ -81,6 +88,11 @@ class Container:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    initial_file_ids: tuple[str, ...] = ()
+    network_policy: NetworkPolicy = DISABLED
+    """As recorded: secret names, never their values."""
+    skills: tuple[Skill, ...] = ()
+    """As recorded: inline skills without their bundles."""
 
     @property
     def expire_time(self) -> datetime | None:
@@ -107,6 +119,8 @@ class ContainerPolicy:
     default_expiry_minutes: int
     max_expiry_minutes: int
     max_containers: int
+    allowed_network_domains: tuple[str, ...] = ()
+    """Patterns the domains of a network allowlist must match (empty: no network access)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,8 @@ class ContainerDraft:
     metadata: dict[str, str] = field(default_factory=dict)
     file_ids: tuple[str, ...] = ()
     request_id: str = ""
+    network_policy: NetworkPolicy = DISABLED
+    skills: tuple[Skill, ...] = ()
     read_violations: tuple[FieldViolation, ...] = ()
 
 
@@ -136,6 +152,10 @@ class ContainerSpec:
     metadata: dict[str, str]
     file_ids: tuple[str, ...]
     request_id: uuid.UUID | None
+    network_policy: NetworkPolicy = DISABLED
+    """With its secret values: for upstream only."""
+    skills: tuple[Skill, ...] = ()
+    """With inline bundles: for upstream only."""
 
 
 def validate_draft(draft: ContainerDraft, policy: ContainerPolicy) -> ContainerSpec:
@@ -183,6 +203,11 @@ def validate_draft(draft: ContainerDraft, policy: ContainerPolicy) -> ContainerS
                 FieldViolation(f"file_ids[{index}]", "must be an OpenAI file id like file-abc123")
             )
 
+    violations += network_policy_violations(
+        draft.network_policy, policy.allowed_network_domains, "container.network_policy"
+    )
+    violations += skill_violations(draft.skills, "container.skills")
+
     request_id: uuid.UUID | None = None
     if draft.request_id:
         try:
@@ -201,6 +226,8 @@ def validate_draft(draft: ContainerDraft, policy: ContainerPolicy) -> ContainerS
         metadata=dict(draft.metadata),
         file_ids=draft.file_ids,
         request_id=request_id,
+        network_policy=draft.network_policy,
+        skills=draft.skills,
     )
 
 

@@ -142,6 +142,8 @@ class ContainerCreation:
                 memory_limit=spec.memory_tier,
                 expires_after_minutes=spec.expiry_minutes,
                 file_ids=list(spec.file_ids),
+                network_policy=spec.network_policy,
+                skills=spec.skills,
             )
         except UpstreamUnavailable as error:
             if not error.outcome_unknown:

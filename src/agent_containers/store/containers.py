@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,15 @@ from agent_containers.domain.containers import (
     ContainerSpec,
     ContainerStatus,
     UpstreamFacts,
+)
+from agent_containers.domain.create_options import (
+    DISABLED,
+    DomainSecret,
+    InlineSkill,
+    NetworkAccess,
+    NetworkPolicy,
+    Skill,
+    SkillReference,
 )
 from agent_containers.store.models import AgentBindingRecord, ContainerRecord
 
@@ -43,6 +53,54 @@ def to_value(row: ContainerRecord) -> Container:
         created_at=row.created_at,
         updated_at=row.updated_at,
         deleted_at=row.deleted_at,
+        initial_file_ids=tuple(str(file_id) for file_id in row.initial_file_ids),
+        network_policy=_network_policy(row.network_policy),
+        skills=tuple(_skill(entry) for entry in row.skills),
+    )
+
+
+def _network_policy_document(policy: NetworkPolicy) -> dict[str, Any]:
+    """The policy as stored: upstream's shape, secret values left out."""
+    if policy.access is NetworkAccess.DISABLED:
+        return {}
+    return {
+        "type": policy.access.value,
+        "allowed_domains": list(policy.allowed_domains),
+        "domain_secrets": [{"domain": s.domain, "name": s.name} for s in policy.secrets],
+    }
+
+
+def _network_policy(document: dict[str, Any]) -> NetworkPolicy:
+    if document.get("type") != NetworkAccess.ALLOWLIST.value:
+        return DISABLED
+    return NetworkPolicy(
+        NetworkAccess.ALLOWLIST,
+        tuple(document.get("allowed_domains", ())),
+        tuple(DomainSecret(s["domain"], s["name"]) for s in document.get("domain_secrets", ())),
+    )
+
+
+def _skill_document(skill: Skill) -> dict[str, Any]:
+    """A skill as stored: an inline skill's bundle is left out (its size and digest stay)."""
+    if isinstance(skill, SkillReference):
+        return {"type": "skill_reference", "skill_id": skill.skill_id, "version": skill.version}
+    return {
+        "type": "inline",
+        "name": skill.name,
+        "description": skill.description,
+        "size_bytes": skill.size_bytes,
+        "sha256": skill.sha256,
+    }
+
+
+def _skill(document: dict[str, Any]) -> Skill:
+    if document.get("type") == "skill_reference":
+        return SkillReference(str(document["skill_id"]), str(document.get("version", "")))
+    return InlineSkill(
+        name=str(document["name"]),
+        description=str(document["description"]),
+        size_bytes=int(document.get("size_bytes", 0)),
+        sha256=str(document.get("sha256", "")),
     )
 
 
@@ -190,6 +248,9 @@ async def insert_creating(
         expires_after=_expires_after(spec.expiry_minutes),
         metadata_=dict(spec.metadata),
         request_id=spec.request_id,
+        initial_file_ids=list(spec.file_ids),
+        network_policy=_network_policy_document(spec.network_policy),
+        skills=[_skill_document(skill) for skill in spec.skills],
         created_at=now,
         updated_at=now,
     )

@@ -34,6 +34,9 @@ JSON_DOCUMENT = sa.JSON().with_variant(JSONB(), "postgresql")
 EMPTY_JSON_OBJECT = sa.text("'{}'")
 """Server default of an empty JSON object, valid for both SQLite JSON text and PostgreSQL JSONB."""
 
+EMPTY_JSON_ARRAY = sa.text("'[]'")
+"""Server default of an empty JSON array, on both databases."""
+
 LIVE_ROWS = sa.text("deleted_at IS NULL")
 """Partial-index predicate: rows that are not soft-deleted."""
 
@@ -103,6 +106,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {  # noqa: RUF012 - read by SQLAlchemy, never mutated
         datetime: UtcDateTime(),
         dict[str, Any]: JSON_DOCUMENT,
+        list[Any]: JSON_DOCUMENT,
         uuid.UUID: sa.Uuid(),
     }
 
@@ -134,6 +138,18 @@ class ContainerRecord(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
+    initial_file_ids: Mapped[list[Any]] = mapped_column(
+        default=list, server_default=EMPTY_JSON_ARRAY
+    )
+    """OpenAI file ids copied in at create."""
+    network_policy: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, server_default=EMPTY_JSON_OBJECT
+    )
+    """As upstream has it, secret values left out: ``{}`` (disabled), or
+    ``{"type": "allowlist", "allowed_domains": [...], "domain_secrets": [{"domain", "name"}]}``."""
+    skills: Mapped[list[Any]] = mapped_column(default=list, server_default=EMPTY_JSON_ARRAY)
+    """References (``skill_reference``: id, version) and inline skills (name, description, size
+    and SHA-256 of the bundle, never the bundle)."""
 
     __table_args__ = (
         sa.CheckConstraint(_status_check(), name="status"),

@@ -6,8 +6,9 @@ SDK errors become the error taxonomy here, so nothing above this module knows ab
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar, cast
@@ -15,6 +16,12 @@ from typing import Any, Literal, TypeVar, cast
 import openai
 
 from agent_containers.domain.containers import UpstreamFacts
+from agent_containers.domain.create_options import (
+    DISABLED,
+    NetworkPolicy,
+    Skill,
+    SkillReference,
+)
 from agent_containers.domain.errors import (
     DomainError,
     RateLimited,
@@ -24,6 +31,7 @@ from agent_containers.domain.errors import (
 )
 
 T = TypeVar("T")
+
 MemoryLimit = Literal["1g", "4g", "16g", "64g"]
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
@@ -112,6 +120,34 @@ def translate_error(error: openai.OpenAIError) -> DomainError:
     return UpstreamUnavailable(f"upstream error: {type(error).__name__}")
 
 
+def _network_policy(policy: NetworkPolicy) -> Any:
+    """Upstream's `network_policy`, secret values included: they go to upstream and only there."""
+    body: dict[str, Any] = {"type": "allowlist", "allowed_domains": list(policy.allowed_domains)}
+    if policy.secrets:
+        body["domain_secrets"] = [
+            {"domain": s.domain, "name": s.name, "value": s.value} for s in policy.secrets
+        ]
+    return body
+
+
+def _skill(skill: Skill) -> Any:
+    if isinstance(skill, SkillReference):
+        reference: dict[str, Any] = {"type": "skill_reference", "skill_id": skill.skill_id}
+        if skill.version:
+            reference["version"] = skill.version
+        return reference
+    return {
+        "type": "inline",
+        "name": skill.name,
+        "description": skill.description,
+        "source": {
+            "type": "base64",
+            "media_type": "application/zip",
+            "data": base64.b64encode(skill.bundle).decode("ascii"),
+        },
+    }
+
+
 class ContainersGateway:
     """Create, list, retrieve and delete containers upstream.
 
@@ -147,7 +183,14 @@ class ContainersGateway:
             raise UpstreamUnavailable("upstream timed out") from error
 
     async def create(
-        self, *, name: str, memory_limit: str, expires_after_minutes: int, file_ids: list[str]
+        self,
+        *,
+        name: str,
+        memory_limit: str,
+        expires_after_minutes: int,
+        file_ids: list[str],
+        network_policy: NetworkPolicy = DISABLED,
+        skills: Sequence[Skill] = (),
     ) -> UpstreamContainer:
         # One attempt: the API takes no idempotency key, so a retried POST can leave a second
         # container upstream. The service looks the container up by name instead.
@@ -157,6 +200,10 @@ class ContainersGateway:
                 memory_limit=cast(MemoryLimit, memory_limit),
                 expires_after={"anchor": "last_active_at", "minutes": expires_after_minutes},
                 file_ids=file_ids if file_ids else openai.omit,
+                network_policy=(
+                    openai.omit if network_policy == DISABLED else _network_policy(network_policy)
+                ),
+                skills=[_skill(skill) for skill in skills] if skills else openai.omit,
             )
         )
         return _container(created)
