@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import math
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar, cast
 
+import httpx2
 import openai
+from openai.types.containers import FileCreateResponse
 
 from agent_containers.domain.containers import UpstreamFacts
 from agent_containers.domain.create_options import (
@@ -77,6 +81,35 @@ def _container(raw: Any) -> UpstreamContainer:
         expires_after_minutes=expires_after.minutes if expires_after is not None else None,
         memory_limit=raw.memory_limit,
     )
+
+
+@dataclass(frozen=True)
+class UpstreamFile:
+    """What the upstream says about one file in a container."""
+
+    file_id: str
+    openai_container_id: str
+    path: str
+    size_bytes: int
+    source: str
+    created_at: datetime
+
+
+def _file(raw: Any) -> UpstreamFile:
+    return UpstreamFile(
+        file_id=raw.id,
+        openai_container_id=raw.container_id,
+        path=raw.path,
+        size_bytes=int(raw.bytes or 0),
+        source=raw.source,
+        created_at=datetime.fromtimestamp(raw.created_at, tz=UTC),
+    )
+
+
+@dataclass(frozen=True)
+class UpstreamFilePage:
+    files: list[UpstreamFile]
+    has_more: bool
 
 
 MAX_RETRY_AFTER_SECONDS = 3600.0
@@ -146,6 +179,17 @@ def _skill(skill: Skill) -> Any:
             "data": base64.b64encode(skill.bundle).decode("ascii"),
         },
     }
+
+
+async def _translated(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A body stream whose transport failures are the taxonomy's, like every other call's."""
+    try:
+        async for piece in pieces:
+            yield piece
+    except openai.OpenAIError as error:
+        raise translate_error(error) from error
+    except httpx2.HTTPError as error:
+        raise UpstreamUnavailable("upstream broke off the file's content") from error
 
 
 class ContainersGateway:
@@ -231,6 +275,89 @@ class ContainersGateway:
 
     async def delete(self, openai_id: str) -> None:
         await self._call(self._client.containers.delete(openai_id))
+
+    # --- files --------------------------------------------------------------------------------
+
+    async def upload_file(
+        self, openai_container_id: str, filename: str, content: AsyncIterator[bytes]
+    ) -> UpstreamFile:
+        """Streams `content` into a new file: each piece goes upstream as it arrives, in one
+        multipart body the SDK sends as is (never whole in memory, never retried)."""
+        boundary = f"agent-containers-{secrets.token_hex(16)}"
+        quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+
+        async def body() -> AsyncIterator[bytes]:
+            yield (
+                f"--{boundary}\r\n"
+                f'Content-Disposition: form-data; name="file"; filename="{quoted}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            async for piece in content:
+                yield piece
+            yield f"\r\n--{boundary}--\r\n".encode()
+
+        try:
+            created = await self._client.with_options(max_retries=0).post(
+                f"/containers/{openai_container_id}/files",
+                content=body(),
+                cast_to=FileCreateResponse,
+                # Media types are case-insensitive (RFC 9110); spelt so, the SDK leaves the body
+                # alone instead of building its own multipart form, which would need it whole.
+                options={"headers": {"Content-Type": f"Multipart/form-data; boundary={boundary}"}},
+            )
+        except openai.OpenAIError as error:
+            raise translate_error(error) from error
+        return _file(created)
+
+    async def copy_openai_file(self, openai_container_id: str, openai_file_id: str) -> UpstreamFile:
+        """Copies an uploaded OpenAI file (`file-...`) into the container."""
+        return _file(
+            await self._call(
+                self._client.with_options(max_retries=0).containers.files.create(
+                    openai_container_id, file_id=openai_file_id
+                )
+            )
+        )
+
+    async def retrieve_file(self, openai_container_id: str, file_id: str) -> UpstreamFile:
+        return _file(
+            await self._call(
+                self._client.containers.files.retrieve(file_id, container_id=openai_container_id)
+            )
+        )
+
+    async def list_files(
+        self, openai_container_id: str, *, after: str | None, limit: int
+    ) -> UpstreamFilePage:
+        """One page of the container's files, oldest first, after the file id `after`."""
+        page = await self._call(
+            self._client.containers.files.list(
+                openai_container_id,
+                after=after if after else openai.omit,
+                limit=limit,
+                order="asc",
+            )
+        )
+        return UpstreamFilePage([_file(raw) for raw in page.data], bool(page.has_more))
+
+    async def delete_file(self, openai_container_id: str, file_id: str) -> None:
+        await self._call(
+            self._client.containers.files.delete(file_id, container_id=openai_container_id)
+        )
+
+    @contextlib.asynccontextmanager
+    async def file_content(
+        self, openai_container_id: str, file_id: str, *, chunk_bytes: int
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The file's bytes as they arrive from upstream. Leaving the block closes the upstream
+        response at once, read to the end or not (a caller that went away)."""
+        try:
+            async with self._client.containers.files.content.with_streaming_response.retrieve(
+                file_id, container_id=openai_container_id
+            ) as response:
+                yield _translated(response.iter_bytes(chunk_bytes))
+        except openai.OpenAIError as error:
+            raise translate_error(error) from error
 
     async def aclose(self) -> None:
         await self._client.close()
