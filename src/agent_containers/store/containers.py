@@ -136,6 +136,18 @@ async def get(session: AsyncSession, tenant_id: str, container_id: uuid.UUID) ->
     return to_value(row) if row is not None and row.tenant_id == tenant_id else None
 
 
+async def get_by_openai_id(
+    session: AsyncSession, tenant_id: str, openai_id: str
+) -> Container | None:
+    """The tenant's container with that upstream id, or None (another tenant's included)."""
+    row = await session.scalar(
+        sa.select(ContainerRecord).where(
+            ContainerRecord.openai_id == openai_id, ContainerRecord.tenant_id == tenant_id
+        )
+    )
+    return None if row is None else to_value(row)
+
+
 async def find_by_request_id(
     session: AsyncSession, tenant_id: str, request_id: uuid.UUID
 ) -> Container | None:
@@ -331,6 +343,22 @@ async def apply_facts(
     if changed:
         row.updated_at = now
     return to_value(row), changed
+
+
+async def record_activity(
+    session: AsyncSession, container_id: uuid.UUID, now: datetime
+) -> tuple[Container, bool]:
+    """A file operation touched the RUNNING container upstream, which counts it as activity:
+    its last activity, and so its expiry, moves to now."""
+    row = await _locked(session, container_id)
+    if row is None:
+        raise LookupError(container_id)
+    if row.status is not ContainerStatus.RUNNING:
+        return to_value(row), False
+    row.last_active_at = now
+    row.refreshed_at = now
+    row.updated_at = now
+    return to_value(row), True
 
 
 async def mark_deleted(
