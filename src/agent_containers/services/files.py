@@ -20,6 +20,7 @@ from agent_containers.domain import pagination
 from agent_containers.domain.clock import Clock
 from agent_containers.domain.containers import Container, ContainerStatus
 from agent_containers.domain.errors import (
+    DomainError,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -129,22 +130,30 @@ class ContainerFileService:
             raise InvalidArgument([FieldViolation("filename", "a file name is required")])
         container = await self._running(identity, reference)
         assert container.openai_id is not None
-        async with self._upstream_answers(container):
-            created = await self._gateway.upload_file(
-                container.openai_id, name, self._bounded(content)
-            )
-        return _file(container.id, created)
+        too_large = FileTooLarge(
+            [FieldViolation("content", f"the file exceeds {self.max_upload_bytes} bytes")]
+        )
+        over: list[bool] = []
 
-    async def _bounded(self, content: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        received = 0
-        async for piece in content:
-            received += len(piece)
-            if received > self.max_upload_bytes:
-                # Raised inside the request body: the upload is cut off, nothing is created.
-                raise FileTooLarge(
-                    [FieldViolation("content", f"the file exceeds {self.max_upload_bytes} bytes")]
-                )
-            yield piece
+        async def bounded() -> AsyncIterator[bytes]:
+            received = 0
+            async for piece in content:
+                received += len(piece)
+                if received > self.max_upload_bytes:
+                    # Raised inside the request body: the upload is cut off and nothing is
+                    # created upstream (the SDK reports it as a broken connection).
+                    over.append(True)
+                    raise too_large
+                yield piece
+
+        async with self._upstream_answers(container):
+            try:
+                created = await self._gateway.upload_file(container.openai_id, name, bounded())
+            except DomainError as error:
+                if over:
+                    raise too_large from error
+                raise
+        return _file(container.id, created)
 
     async def copy(
         self, identity: Identity, reference: ContainerReference, openai_file_id: str
