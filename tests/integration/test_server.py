@@ -7,6 +7,7 @@ import asyncio
 import grpc
 import pytest
 from agentcontainers.v1 import container_pb2, container_service_pb2
+from google.api import httpbody_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import text
@@ -61,14 +62,24 @@ async def test_file_rpcs_answer_unimplemented(
 
 async def test_file_streams_answer_unimplemented(service: RunningService) -> None:
     async def upload() -> object:
-        yield container_service_pb2.UploadContainerFileRequest(chunk=b"x")
+        yield container_service_pb2.UploadContainerFileRequest(
+            container_id="cntr_abc",
+            filename="report.csv",
+            content=httpbody_pb2.HttpBody(content_type="text/csv", data=b"a,b\n"),
+        )
+        yield container_service_pb2.UploadContainerFileRequest(
+            content=httpbody_pb2.HttpBody(data=b"1,2\n")
+        )
 
     with pytest.raises(grpc.aio.AioRpcError) as upload_refused:
         await service.containers.UploadContainerFile(upload(), metadata=identity())
     assert upload_refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
     download = service.containers.DownloadContainerFile(
-        container_service_pb2.DownloadContainerFileRequest(), metadata=identity()
+        container_service_pb2.DownloadContainerFileRequest(
+            container_id="cntr_abc", file_id="cfile_abc"
+        ),
+        metadata=identity(),
     )
     with pytest.raises(grpc.aio.AioRpcError) as download_refused:
         async for _ in download:

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from agentcontainers.v1 import container_pb2 as agentcontainers_dot_v1_dot_container__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*agentcontainers/v1/container_service.proto\x12\x12\x61gentcontainers.v1\x1a\"agentcontainers/v1/container.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"\x82\x01\n\x16\x43reateContainerRequest\x12\x36\n\tcontainer\x18\x01 \x01(\x0b\x32\x1d.agentcontainers.v1.ContainerB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08\x66ile_ids\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\"\'\n\x13GetContainerRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x87\x01\n\x15ListContainersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\".agentcontainers.v1.ContainerState\x12\x14\n\x0cshow_deleted\x18\x04 \x01(\x08\"d\n\x16ListContainersResponse\x12\x31\n\ncontainers\x18\x01 \x03(\x0b\x32\x1d.agentcontainers.v1.Container\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x16\x44\x65leteContainerRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"}\n\x1aUploadContainerFileRequest\x12\x43\n\x08metadata\x18\x01 \x01(\x0b\x32/.agentcontainers.v1.UploadContainerFileMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"c\n\x1bUploadContainerFileMetadata\x12\x1a\n\x0c\x63ontainer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x16\n\x0eopenai_file_id\x18\x03 \x01(\t\"Q\n\x1c\x44ownloadContainerFileRequest\x12\x1a\n\x0c\x63ontainer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x66ile_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"_\n\x1d\x44ownloadContainerFileResponse\x12/\n\x04\x66ile\x18\x01 \x01(\x0b\x32!.agentcontainers.v1.ContainerFile\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\"^\n\x19ListContainerFilesRequest\x12\x1a\n\x0c\x63ontainer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"g\n\x1aListContainerFilesResponse\x12\x30\n\x05\x66iles\x18\x01 \x03(\x0b\x32!.agentcontainers.v1.ContainerFile\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"L\n\x17GetContainerFileRequest\x12\x1a\n\x0c\x63ontainer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x66ile_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"O\n\x1a\x44\x65leteContainerFileRequest\x12\x1a\n\x0c\x63ontainer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x66ile_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\".\n\x1b\x44\x65leteContainerFileResponse\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t2\xda\n\n\x10\x43ontainerService\x12\x7f\n\x0f\x43reateContainer\x12*.agentcontainers.v1.CreateContainerRequest\x1a\x1d.agentcontainers.v1.Container\"!\x82\xd3\xe4\x93\x02\x1b\"\x0e/v1/containers:\tcontainer\x12s\n\x0cGetContainer\x12\'.agentcontainers.v1.GetContainerRequest\x1a\x1d.agentcontainers.v1.Container\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/containers/{id}\x12\x7f\n\x0eListContainers\x12).agentcontainers.v1.ListContainersRequest\x1a*.agentcontainers.v1.ListContainersResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/containers\x12y\n\x0f\x44\x65leteContainer\x12*.agentcontainers.v1.DeleteContainerRequest\x1a\x1d.agentcontainers.v1.Container\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/containers/{id}\x12\xa3\x01\n\x13UploadContainerFile\x12..agentcontainers.v1.UploadContainerFileRequest\x1a!.agentcontainers.v1.ContainerFile\"7\x82\xd3\xe4\x93\x02\x31\",/v1/containers/{metadata.container_id}/files:\x01*(\x01\x12\xbe\x01\n\x15\x44ownloadContainerFile\x12\x30.agentcontainers.v1.DownloadContainerFileRequest\x1a\x31.agentcontainers.v1.DownloadContainerFileResponse\">\x82\xd3\xe4\x93\x02\x38\x12\x36/v1/containers/{container_id}/files/{file_id}:download0\x01\x12\xa0\x01\n\x12ListContainerFiles\x12-.agentcontainers.v1.ListContainerFilesRequest\x1a..agentcontainers.v1.ListContainerFilesResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/containers/{container_id}/files\x12\x99\x01\n\x10GetContainerFile\x12+.agentcontainers.v1.GetContainerFileRequest\x1a!.agentcontainers.v1.ContainerFile\"5\x82\xd3\xe4\x93\x02/\x12-/v1/containers/{container_id}/files/{file_id}\x12\xad\x01\n\x13\x44\x65leteContainerFile\x12..agentcontainers.v1.DeleteContainerFileRequest\x1a/.agentcontainers.v1.DeleteContainerFileResponse\"5\x82\xd3\xe4\x93\x02/*-/v1/containers/{container_id}/files/{file_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*agentcontainers/v1/container_service.proto\x12\x12\x61gentcontainers.v1\x1a\"agentcontainers/v1/container.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\"\x82\x01\n\x16\x43reateContainerRequest\x12\x36\n\tcontainer\x18\x01 \x01(\x0b\x32\x1d.agentcontainers.v1.ContainerB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08\x66ile_ids\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\"\'\n\x13GetContainerRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x87\x01\n\x15ListContainersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\".agentcontainers.v1.ContainerState\x12\x14\n\x0cshow_deleted\x18\x04 \x01(\x08\"d\n\x16ListContainersResponse\x12\x31\n\ncontainers\x18\x01 \x03(\x0b\x32\x1d.agentcontainers.v1.Container\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x16\x44\x65leteContainerRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xa0\x01\n\x1aUploadContainerFileRequest\x12\x14\n\x0c\x63ontainer_id\x18\x03 \x01(\t\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\x16\n\x0eopenai_file_id\x18\x05 \x01(\t\x12%\n\x07\x63ontent\x18\x06 \x01(\x0b\x32\x14.google.api.HttpBodyJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08metadataR\x05\x63hunk\"Q\n\x1c\x44ownloadContainerFileRequest\x12\x1a\n\x0c\x63ontainer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x66ile_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"^\n\x19ListContainerFilesRequest\x12\x1a\n\x0c\x63ontainer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"g\n\x1aListContainerFilesResponse\x12\x30\n\x05\x66iles\x18\x01 \x03(\x0b\x32!.agentcontainers.v1.ContainerFile\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"L\n\x17GetContainerFileRequest\x12\x1a\n\x0c\x63ontainer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x66ile_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"O\n\x1a\x44\x65leteContainerFileRequest\x12\x1a\n\x0c\x63ontainer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x66ile_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\".\n\x1b\x44\x65leteContainerFileResponse\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t2\xb0\n\n\x10\x43ontainerService\x12\x7f\n\x0f\x43reateContainer\x12*.agentcontainers.v1.CreateContainerRequest\x1a\x1d.agentcontainers.v1.Container\"!\x82\xd3\xe4\x93\x02\x1b\"\x0e/v1/containers:\tcontainer\x12s\n\x0cGetContainer\x12\'.agentcontainers.v1.GetContainerRequest\x1a\x1d.agentcontainers.v1.Container\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/containers/{id}\x12\x7f\n\x0eListContainers\x12).agentcontainers.v1.ListContainersRequest\x1a*.agentcontainers.v1.ListContainersResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/containers\x12y\n\x0f\x44\x65leteContainer\x12*.agentcontainers.v1.DeleteContainerRequest\x1a\x1d.agentcontainers.v1.Container\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/containers/{id}\x12\x96\x01\n\x13UploadContainerFile\x12..agentcontainers.v1.UploadContainerFileRequest\x1a!.agentcontainers.v1.ContainerFile\"*\x82\xd3\xe4\x93\x02$\"\x19/v1/containerFiles:upload:\x07\x63ontent(\x01\x12\xa1\x01\n\x15\x44ownloadContainerFile\x12\x30.agentcontainers.v1.DownloadContainerFileRequest\x1a\x14.google.api.HttpBody\">\x82\xd3\xe4\x93\x02\x38\x12\x36/v1/containers/{container_id}/files/{file_id}:download0\x01\x12\xa0\x01\n\x12ListContainerFiles\x12-.agentcontainers.v1.ListContainerFilesRequest\x1a..agentcontainers.v1.ListContainerFilesResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/containers/{container_id}/files\x12\x99\x01\n\x10GetContainerFile\x12+.agentcontainers.v1.GetContainerFileRequest\x1a!.agentcontainers.v1.ContainerFile\"5\x82\xd3\xe4\x93\x02/\x12-/v1/containers/{container_id}/files/{file_id}\x12\xad\x01\n\x13\x44\x65leteContainerFile\x12..agentcontainers.v1.DeleteContainerFileRequest\x1a/.agentcontainers.v1.DeleteContainerFileResponse\"5\x82\xd3\xe4\x93\x02/*-/v1/containers/{container_id}/files/{file_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,8 +45,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCONTAINERREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_DELETECONTAINERREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_DELETECONTAINERREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
-  _globals['_UPLOADCONTAINERFILEMETADATA'].fields_by_name['container_id']._loaded_options = None
-  _globals['_UPLOADCONTAINERFILEMETADATA'].fields_by_name['container_id']._serialized_options = b'\342A\001\002'
   _globals['_DOWNLOADCONTAINERFILEREQUEST'].fields_by_name['container_id']._loaded_options = None
   _globals['_DOWNLOADCONTAINERFILEREQUEST'].fields_by_name['container_id']._serialized_options = b'\342A\001\002'
   _globals['_DOWNLOADCONTAINERFILEREQUEST'].fields_by_name['file_id']._loaded_options = None
@@ -69,7 +68,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTAINERSERVICE'].methods_by_name['DeleteContainer']._loaded_options = None
   _globals['_CONTAINERSERVICE'].methods_by_name['DeleteContainer']._serialized_options = b'\202\323\344\223\002\025*\023/v1/containers/{id}'
   _globals['_CONTAINERSERVICE'].methods_by_name['UploadContainerFile']._loaded_options = None
-  _globals['_CONTAINERSERVICE'].methods_by_name['UploadContainerFile']._serialized_options = b'\202\323\344\223\0021\",/v1/containers/{metadata.container_id}/files:\001*'
+  _globals['_CONTAINERSERVICE'].methods_by_name['UploadContainerFile']._serialized_options = b'\202\323\344\223\002$\"\031/v1/containerFiles:upload:\007content'
   _globals['_CONTAINERSERVICE'].methods_by_name['DownloadContainerFile']._loaded_options = None
   _globals['_CONTAINERSERVICE'].methods_by_name['DownloadContainerFile']._serialized_options = b'\202\323\344\223\0028\0226/v1/containers/{container_id}/files/{file_id}:download'
   _globals['_CONTAINERSERVICE'].methods_by_name['ListContainerFiles']._loaded_options = None
@@ -78,34 +77,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTAINERSERVICE'].methods_by_name['GetContainerFile']._serialized_options = b'\202\323\344\223\002/\022-/v1/containers/{container_id}/files/{file_id}'
   _globals['_CONTAINERSERVICE'].methods_by_name['DeleteContainerFile']._loaded_options = None
   _globals['_CONTAINERSERVICE'].methods_by_name['DeleteContainerFile']._serialized_options = b'\202\323\344\223\002/*-/v1/containers/{container_id}/files/{file_id}'
-  _globals['_CREATECONTAINERREQUEST']._serialized_start=166
-  _globals['_CREATECONTAINERREQUEST']._serialized_end=296
-  _globals['_GETCONTAINERREQUEST']._serialized_start=298
-  _globals['_GETCONTAINERREQUEST']._serialized_end=337
-  _globals['_LISTCONTAINERSREQUEST']._serialized_start=340
-  _globals['_LISTCONTAINERSREQUEST']._serialized_end=475
-  _globals['_LISTCONTAINERSRESPONSE']._serialized_start=477
-  _globals['_LISTCONTAINERSRESPONSE']._serialized_end=577
-  _globals['_DELETECONTAINERREQUEST']._serialized_start=579
-  _globals['_DELETECONTAINERREQUEST']._serialized_end=621
-  _globals['_UPLOADCONTAINERFILEREQUEST']._serialized_start=623
-  _globals['_UPLOADCONTAINERFILEREQUEST']._serialized_end=748
-  _globals['_UPLOADCONTAINERFILEMETADATA']._serialized_start=750
-  _globals['_UPLOADCONTAINERFILEMETADATA']._serialized_end=849
-  _globals['_DOWNLOADCONTAINERFILEREQUEST']._serialized_start=851
-  _globals['_DOWNLOADCONTAINERFILEREQUEST']._serialized_end=932
-  _globals['_DOWNLOADCONTAINERFILERESPONSE']._serialized_start=934
-  _globals['_DOWNLOADCONTAINERFILERESPONSE']._serialized_end=1029
-  _globals['_LISTCONTAINERFILESREQUEST']._serialized_start=1031
-  _globals['_LISTCONTAINERFILESREQUEST']._serialized_end=1125
-  _globals['_LISTCONTAINERFILESRESPONSE']._serialized_start=1127
-  _globals['_LISTCONTAINERFILESRESPONSE']._serialized_end=1230
-  _globals['_GETCONTAINERFILEREQUEST']._serialized_start=1232
-  _globals['_GETCONTAINERFILEREQUEST']._serialized_end=1308
-  _globals['_DELETECONTAINERFILEREQUEST']._serialized_start=1310
-  _globals['_DELETECONTAINERFILEREQUEST']._serialized_end=1389
-  _globals['_DELETECONTAINERFILERESPONSE']._serialized_start=1391
-  _globals['_DELETECONTAINERFILERESPONSE']._serialized_end=1437
-  _globals['_CONTAINERSERVICE']._serialized_start=1440
-  _globals['_CONTAINERSERVICE']._serialized_end=2810
+  _globals['_CREATECONTAINERREQUEST']._serialized_start=193
+  _globals['_CREATECONTAINERREQUEST']._serialized_end=323
+  _globals['_GETCONTAINERREQUEST']._serialized_start=325
+  _globals['_GETCONTAINERREQUEST']._serialized_end=364
+  _globals['_LISTCONTAINERSREQUEST']._serialized_start=367
+  _globals['_LISTCONTAINERSREQUEST']._serialized_end=502
+  _globals['_LISTCONTAINERSRESPONSE']._serialized_start=504
+  _globals['_LISTCONTAINERSRESPONSE']._serialized_end=604
+  _globals['_DELETECONTAINERREQUEST']._serialized_start=606
+  _globals['_DELETECONTAINERREQUEST']._serialized_end=648
+  _globals['_UPLOADCONTAINERFILEREQUEST']._serialized_start=651
+  _globals['_UPLOADCONTAINERFILEREQUEST']._serialized_end=811
+  _globals['_DOWNLOADCONTAINERFILEREQUEST']._serialized_start=813
+  _globals['_DOWNLOADCONTAINERFILEREQUEST']._serialized_end=894
+  _globals['_LISTCONTAINERFILESREQUEST']._serialized_start=896
+  _globals['_LISTCONTAINERFILESREQUEST']._serialized_end=990
+  _globals['_LISTCONTAINERFILESRESPONSE']._serialized_start=992
+  _globals['_LISTCONTAINERFILESRESPONSE']._serialized_end=1095
+  _globals['_GETCONTAINERFILEREQUEST']._serialized_start=1097
+  _globals['_GETCONTAINERFILEREQUEST']._serialized_end=1173
+  _globals['_DELETECONTAINERFILEREQUEST']._serialized_start=1175
+  _globals['_DELETECONTAINERFILEREQUEST']._serialized_end=1254
+  _globals['_DELETECONTAINERFILERESPONSE']._serialized_start=1256
+  _globals['_DELETECONTAINERFILERESPONSE']._serialized_end=1302
+  _globals['_CONTAINERSERVICE']._serialized_start=1305
+  _globals['_CONTAINERSERVICE']._serialized_end=2633
 # @@protoc_insertion_point(module_scope)

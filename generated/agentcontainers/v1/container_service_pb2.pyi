@@ -1,6 +1,7 @@
 from agentcontainers.v1 import container_pb2 as _container_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -52,22 +53,16 @@ class DeleteContainerRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class UploadContainerFileRequest(_message.Message):
-    __slots__ = ("metadata", "chunk")
-    METADATA_FIELD_NUMBER: _ClassVar[int]
-    CHUNK_FIELD_NUMBER: _ClassVar[int]
-    metadata: UploadContainerFileMetadata
-    chunk: bytes
-    def __init__(self, metadata: _Optional[_Union[UploadContainerFileMetadata, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
-
-class UploadContainerFileMetadata(_message.Message):
-    __slots__ = ("container_id", "filename", "openai_file_id")
+    __slots__ = ("container_id", "filename", "openai_file_id", "content")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     OPENAI_FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     filename: str
     openai_file_id: str
-    def __init__(self, container_id: _Optional[str] = ..., filename: _Optional[str] = ..., openai_file_id: _Optional[str] = ...) -> None: ...
+    content: _httpbody_pb2.HttpBody
+    def __init__(self, container_id: _Optional[str] = ..., filename: _Optional[str] = ..., openai_file_id: _Optional[str] = ..., content: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
 
 class DownloadContainerFileRequest(_message.Message):
     __slots__ = ("container_id", "file_id")
@@ -76,14 +71,6 @@ class DownloadContainerFileRequest(_message.Message):
     container_id: str
     file_id: str
     def __init__(self, container_id: _Optional[str] = ..., file_id: _Optional[str] = ...) -> None: ...
-
-class DownloadContainerFileResponse(_message.Message):
-    __slots__ = ("file", "chunk")
-    FILE_FIELD_NUMBER: _ClassVar[int]
-    CHUNK_FIELD_NUMBER: _ClassVar[int]
-    file: _container_pb2.ContainerFile
-    chunk: bytes
-    def __init__(self, file: _Optional[_Union[_container_pb2.ContainerFile, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class ListContainerFilesRequest(_message.Message):
     __slots__ = ("container_id", "page_size", "page_token")

@@ -5,6 +5,7 @@ import warnings
 
 from agentcontainers.v1 import container_pb2 as agentcontainers_dot_v1_dot_container__pb2
 from agentcontainers.v1 import container_service_pb2 as agentcontainers_dot_v1_dot_container__service__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -65,7 +66,7 @@ class ContainerServiceStub:
         self.DownloadContainerFile = channel.unary_stream(
                 '/agentcontainers.v1.ContainerService/DownloadContainerFile',
                 request_serializer=agentcontainers_dot_v1_dot_container__service__pb2.DownloadContainerFileRequest.SerializeToString,
-                response_deserializer=agentcontainers_dot_v1_dot_container__service__pb2.DownloadContainerFileResponse.FromString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
         self.ListContainerFiles = channel.unary_unary(
                 '/agentcontainers.v1.ContainerService/ListContainerFiles',
@@ -118,21 +119,38 @@ class ContainerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UploadContainerFile(self, request_iterator, context):
-        """Uploads a file into a container: a metadata message first, then the content in chunks.
+        """Uploads a file into a container. The first message names the container and either the file
+        (`filename`, with the start of the content) or an OpenAI file to copy (`openai_file_id`);
+        every later message carries only the next piece of the content.
+
+        The route has no path parameter: a gateway cannot bind one in a client-streaming call, so
+        the container travels in the first message. Through a transcoder that maps google.api.HttpBody
+        request bodies (Envoy's gRPC-JSON transcoder), the HTTP body is the raw file and the other
+        fields are query parameters:
+        `POST /v1/containerFiles:upload?container_id=...&filename=report.csv`. grpc-gateway reads the
+        body instead as a stream of JSON-encoded UploadContainerFileRequest messages.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DownloadContainerFile(self, request, context):
-        """Streams a file's content out of a container in chunks.
+        """Streams a file out of a container as raw bytes. The first message sets `content_type` (the
+        file's media type; `application/octet-stream` when unknown) and `extensions` (exactly one Any
+        holding the file's ContainerFile), and no data; every later message sets only `data`, the next
+        piece of the content. The response's initial metadata carries
+        `content-disposition: attachment; filename="<file name>"`.
+
+        A gateway that maps streamed google.api.HttpBody (Envoy's gRPC-JSON transcoder, grpc-gateway
+        v2) answers with the file itself as the HTTP body and the first message's `content_type` as
+        its Content-Type.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListContainerFiles(self, request, context):
-        """Lists the files in a container.
+        """Lists the files in a container, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,7 +201,7 @@ def add_ContainerServiceServicer_to_server(servicer, server):
             'DownloadContainerFile': grpc.unary_stream_rpc_method_handler(
                     servicer.DownloadContainerFile,
                     request_deserializer=agentcontainers_dot_v1_dot_container__service__pb2.DownloadContainerFileRequest.FromString,
-                    response_serializer=agentcontainers_dot_v1_dot_container__service__pb2.DownloadContainerFileResponse.SerializeToString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'ListContainerFiles': grpc.unary_unary_rpc_method_handler(
                     servicer.ListContainerFiles,
@@ -364,7 +382,7 @@ class ContainerService:
             target,
             '/agentcontainers.v1.ContainerService/DownloadContainerFile',
             agentcontainers_dot_v1_dot_container__service__pb2.DownloadContainerFileRequest.SerializeToString,
-            agentcontainers_dot_v1_dot_container__service__pb2.DownloadContainerFileResponse.FromString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

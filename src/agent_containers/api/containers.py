@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from agentcontainers.v1 import container_pb2, container_service_pb2
+from google.api import httpbody_pb2
 from google.protobuf import timestamp_pb2
 
 from agent_containers.api.identity import current_identity
@@ -200,7 +201,7 @@ def _state_filter(number: int) -> ContainerStatus | None:
         raise InvalidArgument([FieldViolation("state", f"unknown state {number}")]) from None
 
 
-async def _unimplemented(context: Context, what: str) -> None:
+async def _unimplemented(context: Context, what: str) -> NoReturn:
     await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{what} is not implemented yet")
 
 
@@ -265,18 +266,30 @@ class ContainerServicer:
 
     # Container files arrive with their own issue; until then the contract answers UNIMPLEMENTED.
 
-    async def UploadContainerFile(self, request_iterator: Any, context: Context) -> Any:
+    async def UploadContainerFile(
+        self,
+        request_iterator: AsyncIterator[container_service_pb2.UploadContainerFileRequest],
+        context: Context,
+    ) -> container_pb2.ContainerFile:
         await _unimplemented(context, "UploadContainerFile")
 
-    async def DownloadContainerFile(self, request: Any, context: Context) -> Any:
+    async def DownloadContainerFile(
+        self, request: container_service_pb2.DownloadContainerFileRequest, context: Context
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         await _unimplemented(context, "DownloadContainerFile")
-        yield  # pragma: no cover - makes this a server-streaming handler
+        yield httpbody_pb2.HttpBody()  # pragma: no cover - makes this a server-streaming handler
 
-    async def ListContainerFiles(self, request: Any, context: Context) -> Any:
+    async def ListContainerFiles(
+        self, request: container_service_pb2.ListContainerFilesRequest, context: Context
+    ) -> container_service_pb2.ListContainerFilesResponse:
         await _unimplemented(context, "ListContainerFiles")
 
-    async def GetContainerFile(self, request: Any, context: Context) -> Any:
+    async def GetContainerFile(
+        self, request: container_service_pb2.GetContainerFileRequest, context: Context
+    ) -> container_pb2.ContainerFile:
         await _unimplemented(context, "GetContainerFile")
 
-    async def DeleteContainerFile(self, request: Any, context: Context) -> Any:
+    async def DeleteContainerFile(
+        self, request: container_service_pb2.DeleteContainerFileRequest, context: Context
+    ) -> container_service_pb2.DeleteContainerFileResponse:
         await _unimplemented(context, "DeleteContainerFile")
