@@ -144,6 +144,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="largest request message the server reads (held to max_message_bytes too)",
     )
+    max_upload_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        description="largest file UploadContainerFile takes; it streams, so memory does not grow",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR"
     )

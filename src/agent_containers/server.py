@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from agent_containers.api.bindings import AgentBindingServicer
 from agent_containers.api.containers import ContainerServicer
 from agent_containers.api.draining import ShutdownGate
+from agent_containers.api.files import ContainerFileServicer
 from agent_containers.api.interceptor import ServiceInterceptor
 from agent_containers.api.tools import ToolResolutionServicer
 from agent_containers.config import OrphanPolicy, Settings
@@ -36,6 +37,7 @@ from agent_containers.services.bindings import BindingService
 from agent_containers.services.container_creation import ContainerCreation
 from agent_containers.services.container_refresh import ContainerRefresh
 from agent_containers.services.containers import ContainerService
+from agent_containers.services.files import ContainerFileService
 from agent_containers.services.reconciler import Reconciler
 from agent_containers.services.resolution_cache import ResolutionCache
 from agent_containers.services.tools import ToolResolutionService
@@ -187,8 +189,15 @@ class AgentContainersServer:
             interceptors=[self.gate, ServiceInterceptor()],
             options=_channel_options(settings),
         )
+        files = ContainerFileService(
+            uow,
+            self._gateway,
+            refresh,
+            self.clock,
+            max_upload_bytes=settings.max_upload_bytes,
+        )
         container_service_pb2_grpc.add_ContainerServiceServicer_to_server(
-            ContainerServicer(self.containers), server
+            ContainerServicer(self.containers, ContainerFileServicer(files)), server
         )
         binding_service_pb2_grpc.add_AgentBindingServiceServicer_to_server(
             AgentBindingServicer(bindings), server

@@ -7,7 +7,6 @@ import asyncio
 import grpc
 import pytest
 from agentcontainers.v1 import container_pb2, container_service_pb2
-from google.api import httpbody_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import text
@@ -37,54 +36,6 @@ async def test_reflection_lists_the_services(service: RunningService) -> None:
         names = {s.name for s in reply.list_services_response.service}
     assert set(SERVICE_NAMES) <= names
     assert "grpc.health.v1.Health" in names
-
-
-UNIMPLEMENTED_UNARY = [
-    ("containers", "ListContainerFiles", container_service_pb2.ListContainerFilesRequest()),
-    ("containers", "GetContainerFile", container_service_pb2.GetContainerFileRequest()),
-    ("containers", "DeleteContainerFile", container_service_pb2.DeleteContainerFileRequest()),
-]
-
-
-@pytest.mark.parametrize(
-    ("stub", "rpc", "request_message"),
-    UNIMPLEMENTED_UNARY,
-    ids=[rpc for _, rpc, _ in UNIMPLEMENTED_UNARY],
-)
-async def test_file_rpcs_answer_unimplemented(
-    service: RunningService, stub: str, rpc: str, request_message: object
-) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await getattr(getattr(service, stub), rpc)(request_message, metadata=identity())
-    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert rpc in (refused.value.details() or "")
-
-
-async def test_file_streams_answer_unimplemented(service: RunningService) -> None:
-    async def upload() -> object:
-        yield container_service_pb2.UploadContainerFileRequest(
-            container_id="cntr_abc",
-            filename="report.csv",
-            content=httpbody_pb2.HttpBody(content_type="text/csv", data=b"a,b\n"),
-        )
-        yield container_service_pb2.UploadContainerFileRequest(
-            content=httpbody_pb2.HttpBody(data=b"1,2\n")
-        )
-
-    with pytest.raises(grpc.aio.AioRpcError) as upload_refused:
-        await service.containers.UploadContainerFile(upload(), metadata=identity())
-    assert upload_refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
-
-    download = service.containers.DownloadContainerFile(
-        container_service_pb2.DownloadContainerFileRequest(
-            container_id="cntr_abc", file_id="cfile_abc"
-        ),
-        metadata=identity(),
-    )
-    with pytest.raises(grpc.aio.AioRpcError) as download_refused:
-        async for _ in download:
-            pass
-    assert download_refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 async def test_unexpected_error_is_internal_without_internals(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from itertools import islice
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from agentcontainers.v1 import container_pb2, container_service_pb2
@@ -35,6 +35,9 @@ from agent_containers.domain.create_options import (
 )
 from agent_containers.domain.errors import FieldViolation, InvalidArgument
 from agent_containers.services.containers import ContainerService
+
+if TYPE_CHECKING:  # api/files.py builds on this module's translations
+    from agent_containers.api.files import ContainerFileServicer
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -201,15 +204,12 @@ def _state_filter(number: int) -> ContainerStatus | None:
         raise InvalidArgument([FieldViolation("state", f"unknown state {number}")]) from None
 
 
-async def _unimplemented(context: Context, what: str) -> NoReturn:
-    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{what} is not implemented yet")
-
-
 class ContainerServicer:
     """Thin shell over ContainerService."""
 
-    def __init__(self, containers: ContainerService) -> None:
+    def __init__(self, containers: ContainerService, files: ContainerFileServicer) -> None:
         self._containers = containers
+        self._files = files
 
     async def CreateContainer(
         self, request: container_service_pb2.CreateContainerRequest, context: Context
@@ -264,32 +264,32 @@ class ContainerServicer:
         )
         return container_to_proto(container)
 
-    # Container files arrive with their own issue; until then the contract answers UNIMPLEMENTED.
+    # Container files: translated by api/files.py.
 
     async def UploadContainerFile(
         self,
         request_iterator: AsyncIterator[container_service_pb2.UploadContainerFileRequest],
         context: Context,
     ) -> container_pb2.ContainerFile:
-        await _unimplemented(context, "UploadContainerFile")
+        return await self._files.upload(request_iterator)
 
     async def DownloadContainerFile(
         self, request: container_service_pb2.DownloadContainerFileRequest, context: Context
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        await _unimplemented(context, "DownloadContainerFile")
-        yield httpbody_pb2.HttpBody()  # pragma: no cover - makes this a server-streaming handler
+        async for message in self._files.download(request, context):
+            yield message
 
     async def ListContainerFiles(
         self, request: container_service_pb2.ListContainerFilesRequest, context: Context
     ) -> container_service_pb2.ListContainerFilesResponse:
-        await _unimplemented(context, "ListContainerFiles")
+        return await self._files.list(request)
 
     async def GetContainerFile(
         self, request: container_service_pb2.GetContainerFileRequest, context: Context
     ) -> container_pb2.ContainerFile:
-        await _unimplemented(context, "GetContainerFile")
+        return await self._files.get(request)
 
     async def DeleteContainerFile(
         self, request: container_service_pb2.DeleteContainerFileRequest, context: Context
     ) -> container_service_pb2.DeleteContainerFileResponse:
-        await _unimplemented(context, "DeleteContainerFile")
+        return await self._files.delete(request)

@@ -133,25 +133,29 @@ class ContainerFileService:
         too_large = FileTooLarge(
             [FieldViolation("content", f"the file exceeds {self.max_upload_bytes} bytes")]
         )
-        over: list[bool] = []
+        # What went wrong with the caller's stream (too large, a malformed message): raised
+        # inside the request body, it cuts the upload off and nothing is created upstream, but
+        # the SDK reports it as a broken connection, so it is kept to be reported as itself.
+        refused: list[DomainError] = []
 
         async def bounded() -> AsyncIterator[bytes]:
             received = 0
-            async for piece in content:
-                received += len(piece)
-                if received > self.max_upload_bytes:
-                    # Raised inside the request body: the upload is cut off and nothing is
-                    # created upstream (the SDK reports it as a broken connection).
-                    over.append(True)
-                    raise too_large
-                yield piece
+            try:
+                async for piece in content:
+                    received += len(piece)
+                    if received > self.max_upload_bytes:
+                        raise too_large
+                    yield piece
+            except DomainError as error:
+                refused.append(error)
+                raise
 
         async with self._upstream_answers(container):
             try:
                 created = await self._gateway.upload_file(container.openai_id, name, bounded())
             except DomainError as error:
-                if over:
-                    raise too_large from error
+                if refused:
+                    raise refused[0] from error
                 raise
         return _file(container.id, created)
 
