@@ -7,7 +7,7 @@ NODE_DIR := tools/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 BUF := $(NODE_DIR)/node_modules/.bin/buf
 
-.PHONY: run test lint typecheck protolint protos pytest lock clean startup bench stall
+.PHONY: run test lint typecheck protolint protos pytest lock clean startup bench stall bench-files
 
 $(STAMP): requirements/dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,7 @@ bench: $(STAMP)
 ## stall: worst event-loop stall and ResolveTool latency while hostile requests arrive
 stall: $(STAMP)
 	$(BIN)/python scripts/event_loop_stall.py
+
+## bench-files: file upload/download throughput through the service vs the SDK direct, and memory
+bench-files: $(STAMP)
+	$(BIN)/python scripts/bench_files.py

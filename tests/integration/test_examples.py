@@ -42,6 +42,10 @@ async def run(*command: str) -> Completed:
     return Completed(process.returncode, stdout.decode(), stderr.decode())
 
 
+def same_bytes(first: Path, second: Path) -> bool:
+    return first.read_bytes() == second.read_bytes()
+
+
 async def bound_container_id(service: RunningService, agent: str) -> str:
     binding = await service.bindings.GetAgentBinding(
         binding_service_pb2.GetAgentBindingRequest(agent_key=agent), metadata=identity("acme")
@@ -149,3 +153,51 @@ async def test_node_resolve_tool_without_binding_is_auto(
     tools, _ = json.JSONDecoder().raw_decode(result.stdout)
     assert tools == [AUTO_TOOL]
     assert "TOOL_MODE_AUTO from TOOL_SOURCE_AUTO" in result.stderr
+
+
+async def test_python_files_upload_then_download_a_cited_file(
+    service: RunningService, tmp_path: Path
+) -> None:
+    container = await service.create("files-example")
+    source = tmp_path / "data.csv"
+    source.write_bytes(b"a,b\n1,2\n" * 100_000)  # several pieces
+    address = ("--address", f"127.0.0.1:{service.server.port}")
+
+    uploaded = await run(
+        sys.executable, str(ROOT / "examples" / "files.py"), *address,
+        "upload", "--container", container.id, str(source),
+    )  # fmt: skip
+    assert uploaded.returncode == 0, uploaded.stderr
+    described = json.loads(uploaded.stdout)
+    assert described["path"] == "/mnt/data/data.csv"
+
+    # After a run, the citation names the file by upstream ids.
+    saved = await run(
+        sys.executable, str(ROOT / "examples" / "files.py"), *address,
+        "download", "--container", container.openai_container_id,
+        "--file", described["id"], "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    assert same_bytes(Path(saved.stdout.strip()), source)
+
+
+async def test_node_files_upload_then_download_a_cited_file(
+    node: str, service: RunningService, tmp_path: Path
+) -> None:
+    container = await service.create("node-files-example")
+    source = tmp_path / "data.csv"
+    source.write_bytes(b"x,y\n3,4\n" * 100_000)
+    address = ("--address", f"127.0.0.1:{service.server.port}")
+    script = str(ROOT / "examples" / "node" / "files.mjs")
+
+    uploaded = await run(node, script, *address, "upload", "--container", container.id, str(source))
+    assert uploaded.returncode == 0, uploaded.stderr
+    described = json.loads(uploaded.stdout)
+    assert described["path"] == "/mnt/data/data.csv"
+
+    saved = await run(
+        node, script, *address, "download", "--container", container.openai_container_id,
+        "--file", described["id"], "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    assert same_bytes(Path(saved.stdout.strip()), source)

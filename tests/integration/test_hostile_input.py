@@ -101,8 +101,8 @@ async def test_every_kind_of_rpc_survives_a_malformed_body(service: RunningServi
     )
     with pytest.raises(grpc.aio.AioRpcError) as upload_refused:
         await upload(iter([NOT_A_MESSAGE]), metadata=identity())
-    # Not built yet: it answers without reading its requests.
-    assert upload_refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert upload_refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(upload_refused.value).reason == "MALFORMED_REQUEST"
     download = service.channel.unary_stream(
         "/agentcontainers.v1.ContainerService/DownloadContainerFile",
         request_serializer=lambda body: body,
