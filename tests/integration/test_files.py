@@ -292,3 +292,24 @@ async def test_upstream_failures_keep_the_taxonomy(service: RunningService) -> N
             metadata=identity(),
         )
     assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_caller_that_goes_away_closes_the_upstream_stream(service: RunningService) -> None:
+    container = await service.create("walked-away")
+    uploaded = await upload(service, container.id, "big.bin", os.urandom(50 * 1024 * 1024))
+    call = service.containers.DownloadContainerFile(
+        pb.DownloadContainerFileRequest(container_id=container.id, file_id=uploaded.id),
+        metadata=identity(),
+    )
+    received = 0
+    async for message in call:
+        received += len(message.data)
+        if received > 1024 * 1024:
+            break
+    call.cancel()
+    state = service.emulator.state
+    for _ in range(100):  # a deadline for the emulator to see it, not a measurement
+        if state.downloads["aborted"]:
+            break
+        await asyncio.sleep(0.05)
+    assert state.downloads == {"aborted": 1}

@@ -643,10 +643,28 @@ async def delete_file(request: web.Request) -> web.Response:
     return web.json_response({"id": file.id, "object": "container.file.deleted", "deleted": True})
 
 
-async def file_content(request: web.Request) -> web.Response:
+CONTENT_PIECE_BYTES: Final = 64 * 1024
+
+
+async def file_content(request: web.Request) -> web.StreamResponse:
+    """The file's bytes, sent a piece at a time as upstream streams them; a client that goes
+    away mid-file is counted in `state.downloads["aborted"]`, one that reads it all in
+    `["completed"]`."""
+    state = _state(request)
     file = _file(_live_container(request), request)
     content_type = mimetypes.guess_type(file.path)[0] or "application/octet-stream"
-    return web.Response(body=file.content, content_type=content_type)
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    response.content_length = len(file.content)
+    await response.prepare(request)
+    try:
+        for start in range(0, len(file.content), CONTENT_PIECE_BYTES):
+            await response.write(file.content[start : start + CONTENT_PIECE_BYTES])
+        await response.write_eof()
+    except (ConnectionError, asyncio.CancelledError):
+        state.downloads["aborted"] += 1
+        raise
+    state.downloads["completed"] += 1
+    return response
 
 
 # --------------------------------------------------------------------------- middleware, app

@@ -161,6 +161,8 @@ class EmulatorState:
       calls: Counter of requests per operation name (see OPERATIONS), counting every request
         routed to that operation, including those answered with an injected failure or an error.
       latency: seconds every request waits before it is handled (0 by default).
+      downloads: file contents streamed to the end ("completed") or left by their client
+        mid-file ("aborted").
       delays: operation name -> extra seconds a request of it waits before it is handled, even
         if its client has given up meanwhile: the request still takes effect, late (an upstream
         that hangs past the client's timeout and then creates the container anyway).
@@ -180,6 +182,7 @@ class EmulatorState:
         self.calls: Counter[str] = Counter()
         self.latency: float = 0.0
         self.delays: dict[str, float] = {}
+        self.downloads: Counter[str] = Counter()
         self._failures: list[FailureRule] = []
         self._seq = 0
         # Sort keys of every id ever handed out, so an `after` cursor naming a since-deleted
@@ -369,6 +372,7 @@ class EmulatorState:
         self.calls.clear()
         self.latency = 0.0
         self.delays.clear()
+        self.downloads.clear()
         self._failures.clear()
         self._container_keys.clear()
         self._file_keys.clear()
