@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import zipfile
 
 import grpc
 import pytest
 import sqlalchemy as sa
-from agentcontainers.v1 import container_pb2, container_service_pb2
+from agentcontainers.v1 import (
+    binding_service_pb2,
+    container_pb2,
+    container_service_pb2,
+    tool_service_pb2,
+)
 from google.rpc import error_details_pb2
 
 from agent_containers.store.database import create_engine
@@ -198,3 +204,32 @@ async def test_domains_and_secrets_need_an_allowlist(equipped: RunningService) -
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     fields = [v.field for v in unpack(refused.value, error_details_pb2.BadRequest).field_violations]
     assert fields == ["container.network_policy"]
+
+
+async def test_a_container_created_with_files_resolves_like_any_other(
+    service: RunningService,
+) -> None:
+    created = await service.create("with-files", file_ids=["file-abc123"])
+    await service.bindings.BindContainer(
+        binding_service_pb2.BindContainerRequest(agent_key="agent", container_id=created.id),
+        metadata=identity(),
+    )
+    resolved = await service.tools.ResolveTool(
+        tool_service_pb2.ResolveToolRequest(agent_key="agent", tool="code_interpreter"),
+        metadata=identity(),
+    )
+    assert json.loads(resolved.tool_json) == {
+        "type": "code_interpreter",
+        "container": created.openai_container_id,
+    }
+    auto = await service.tools.ResolveTool(
+        tool_service_pb2.ResolveToolRequest(
+            agent_key="other",
+            tool="code_interpreter",
+            config=tool_service_pb2.CodeInterpreterConfig(
+                mode=tool_service_pb2.TOOL_MODE_AUTO, file_ids=["file-abc123"]
+            ),
+        ),
+        metadata=identity(),
+    )
+    assert json.loads(auto.tool_json)["container"]["file_ids"] == ["file-abc123"]
