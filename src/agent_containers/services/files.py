@@ -45,7 +45,7 @@ from agent_containers.upstream.gateway import ContainersGateway, UpstreamFile
 FILE = "container_file"
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
-DOWNLOAD_CHUNK_BYTES = 64 * 1024
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
