@@ -20,7 +20,13 @@ from agent_containers.domain.create_options import (
     network_policy_violations,
     skill_violations,
 )
-from agent_containers.domain.errors import FieldViolation, InvalidArgument, MemoryTierNotAllowed
+from agent_containers.domain.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    MemoryTierNotAllowed,
+    PreconditionViolation,
+)
 
 
 class ContainerStatus(StrEnum):
@@ -269,6 +275,18 @@ def parse_container_id(value: str, field_name: str = "id") -> uuid.UUID:
     except ValueError:
         message = "is required" if not value else "must be a container id (a UUID)"
         raise InvalidArgument([FieldViolation(field_name, message)]) from None
+
+
+def not_running(
+    container_id: uuid.UUID, status: ContainerStatus, needed_for: str
+) -> FailedPrecondition:
+    """The error for a call that needs a RUNNING container and found it in another state."""
+    reason = "CONTAINER_EXPIRED" if status is ContainerStatus.EXPIRED else "CONTAINER_NOT_RUNNING"
+    return FailedPrecondition(
+        f"container {container_id} is {status.value}; {needed_for} need a RUNNING container",
+        [PreconditionViolation("STATE", f"containers/{container_id}", f"state is {status.value}")],
+        reason=reason,
+    )
 
 
 def expire_time(last_active_at: datetime | None, minutes: int) -> datetime | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,12 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_containers.domain import pagination
 from agent_containers.domain.bindings import AgentBinding
 from agent_containers.domain.clock import Clock
-from agent_containers.domain.containers import ContainerStatus, parse_container_id
+from agent_containers.domain.containers import ContainerStatus, not_running, parse_container_id
 from agent_containers.domain.errors import (
-    FailedPrecondition,
     InvalidArgument,
     NotFound,
-    PreconditionViolation,
 )
 from agent_containers.domain.identity import Identity
 from agent_containers.domain.tools import parse_optional_container_id, validate_agent_key
@@ -68,7 +65,7 @@ class BindingService:
             if container is None:  # deleted between the read and the lock? it stays hidden
                 raise NotFound("container", str(target), reason="CONTAINER_NOT_FOUND")
             if container.status is not ContainerStatus.RUNNING:
-                raise _unbindable(container.id, container.status)
+                raise not_running(container.id, container.status, "bindings")
             await rows.upsert(session, tenant, agent_key, target, self._clock.now())
             transaction.binding_changed(tenant, agent_key)
             return await rows.get(session, tenant, agent_key)  # as written, not as read later
@@ -133,12 +130,3 @@ class BindingService:
         if len(found) > size:
             token = pagination.encode_page_token(fingerprint, [page[-1].agent_key])
         return BindingPage(bindings=page, next_page_token=token)
-
-
-def _unbindable(container_id: uuid.UUID, status: ContainerStatus) -> FailedPrecondition:
-    reason = "CONTAINER_EXPIRED" if status is ContainerStatus.EXPIRED else "CONTAINER_NOT_RUNNING"
-    return FailedPrecondition(
-        f"container {container_id} is {status.value}; only a RUNNING container can be bound",
-        [PreconditionViolation("STATE", f"containers/{container_id}", f"state is {status.value}")],
-        reason=reason,
-    )

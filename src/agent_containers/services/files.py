@@ -18,14 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_containers.domain import pagination
 from agent_containers.domain.clock import Clock
-from agent_containers.domain.containers import Container, ContainerStatus
+from agent_containers.domain.containers import Container, ContainerStatus, not_running
 from agent_containers.domain.errors import (
     DomainError,
-    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
-    PreconditionViolation,
     UpstreamNotFound,
     UpstreamRejected,
 )
@@ -91,7 +89,7 @@ class ContainerFileService:
         if container is None:
             raise NotFound("container", str(reference), reason="CONTAINER_NOT_FOUND")
         if container.status is not ContainerStatus.RUNNING or container.openai_id is None:
-            raise _not_usable(container)
+            raise not_running(container.id, container.status, "files")
         return container
 
     async def _record_activity(self, container: Container) -> None:
@@ -113,7 +111,7 @@ class ContainerFileService:
             if "expired" not in error.message.lower():
                 raise
             expired = await self._refresh.apply(container, None, self._clock.now())
-            raise _not_usable(expired) from error
+            raise not_running(expired.id, expired.status, "files") from error
         await self._record_activity(container)
 
     # --- the use cases ------------------------------------------------------------------------
@@ -262,20 +260,3 @@ def _check_file_id(file_id: str) -> None:
 
 def _file_not_found(file_id: str) -> NotFound:
     return NotFound(FILE, file_id, reason="FILE_NOT_FOUND")
-
-
-def _not_usable(container: Container) -> FailedPrecondition:
-    reason = (
-        "CONTAINER_EXPIRED"
-        if container.status is ContainerStatus.EXPIRED
-        else "CONTAINER_NOT_RUNNING"
-    )
-    return FailedPrecondition(
-        f"container {container.id} is {container.status.value}; files need a RUNNING container",
-        [
-            PreconditionViolation(
-                "STATE", f"containers/{container.id}", f"state is {container.status.value}"
-            )
-        ],
-        reason=reason,
-    )
