@@ -294,6 +294,6 @@ async def test_a_hanging_revalidation_delays_runs_once_not_for_as_long_as_it_han
     second = await service.tools.ResolveTool(
         tool_service_pb2.ResolveToolRequest(agent_key="agent", tool="code_interpreter"),
         metadata=identity(),
-        timeout=1.0,  # a run that waited on the hanging lookup again would miss this
+        timeout=2.0,  # a run that waited on the hanging lookup again (3 s) would miss this
     )
     assert second.container_id == container.id
