@@ -1,7 +1,7 @@
 """What a container may be created with beyond its name and tier: a network policy and skills.
 
-Pure types and rules. Secret values and skill bundles travel to upstream only: the values the
-service keeps and shows (`recorded()`) carry neither.
+Pure types and rules. Secret values and skill bundles travel to upstream only: what the service
+keeps (store/containers.py) and shows carries neither.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from agent_containers.domain.errors import FieldViolation
@@ -54,10 +54,6 @@ class NetworkPolicy:
     allowed_domains: tuple[str, ...] = ()
     secrets: tuple[DomainSecret, ...] = ()
 
-    def recorded(self) -> NetworkPolicy:
-        """The policy as the service keeps and shows it: secret names, never their values."""
-        return replace(self, secrets=tuple(DomainSecret(s.domain, s.name) for s in self.secrets))
-
 
 DISABLED = NetworkPolicy()
 
@@ -85,15 +81,8 @@ class InlineSkill:
         digest = hashlib.sha256(bundle).hexdigest()
         return cls(name, description, bundle, len(bundle), digest)
 
-    def recorded(self) -> InlineSkill:
-        return replace(self, bundle=b"")
-
 
 Skill = SkillReference | InlineSkill
-
-
-def recorded_skills(skills: Sequence[Skill]) -> tuple[Skill, ...]:
-    return tuple(skill.recorded() if isinstance(skill, InlineSkill) else skill for skill in skills)
 
 
 def domain_allowed(domain: str, patterns: Sequence[str]) -> bool:
