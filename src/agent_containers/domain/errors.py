@@ -190,6 +190,13 @@ class UpstreamRejected(DomainError):
         self.http_status = http_status
 
 
+class UpstreamContainerExpired(UpstreamRejected):
+    """Upstream refused to act on a container because it has expired (HTTP 400 "Container is
+    expired."). Services record the expiry; anywhere else it is the refusal it is."""
+
+    reason = "CONTAINER_EXPIRED"
+
+
 class UpstreamNotFound(DomainError):
     """The Containers API does not know the object (HTTP 404). Services decide what it means."""
 

@@ -24,8 +24,8 @@ from agent_containers.domain.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    UpstreamContainerExpired,
     UpstreamNotFound,
-    UpstreamRejected,
 )
 from agent_containers.domain.files import (
     OPENAI_FILE_ID_PATTERN,
@@ -107,9 +107,7 @@ class ContainerFileService:
         """Upstream's word on the container stops here: expired or gone is recorded so."""
         try:
             yield
-        except UpstreamRejected as error:
-            if "expired" not in error.message.lower():
-                raise
+        except UpstreamContainerExpired as error:
             expired = await self._refresh.apply(container, None, self._clock.now())
             raise not_running(expired.id, expired.status, "files") from error
         await self._record_activity(container)

@@ -29,6 +29,7 @@ from agent_containers.domain.create_options import (
 from agent_containers.domain.errors import (
     DomainError,
     RateLimited,
+    UpstreamContainerExpired,
     UpstreamNotFound,
     UpstreamRejected,
     UpstreamUnavailable,
@@ -144,6 +145,8 @@ def translate_error(error: openai.OpenAIError) -> DomainError:
             reason="UPSTREAM_UNAUTHORIZED",
             outcome_unknown=False,
         )
+    if isinstance(error, openai.BadRequestError) and "expired" in error.message.lower():
+        return UpstreamContainerExpired(f"upstream: {error.message}", http_status=400)
     if isinstance(error, openai.APIStatusError):
         return UpstreamRejected(f"upstream: {error.message}", http_status=error.status_code)
     if isinstance(error, openai.APITimeoutError):
