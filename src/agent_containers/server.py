@@ -194,6 +194,7 @@ class AgentContainersServer:
             self._gateway,
             refresh,
             self.clock,
+            self._detached,
             max_upload_bytes=settings.max_upload_bytes,
         )
         container_service_pb2_grpc.add_ContainerServiceServicer_to_server(

@@ -232,8 +232,12 @@ async def test_a_cancelled_upload_leaves_nothing_upstream(service: RunningServic
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    await asyncio.sleep(0.3)
-    assert service.emulator.state.containers[container.openai_container_id].files == {}
+    upstream = service.emulator.state.containers
+    for _ in range(100):  # a deadline for the removal to reach upstream, not a measurement
+        await asyncio.sleep(0.05)
+        if not upstream[container.openai_container_id].files:
+            break
+    assert upstream[container.openai_container_id].files == {}
 
 
 async def test_files_need_a_running_container(service: RunningService) -> None:
@@ -269,6 +273,13 @@ async def test_a_file_operation_is_activity_that_moves_the_expiry(
         pb.GetContainerRequest(id=container.id), metadata=identity()
     )
     assert fetched.expire_time.ToSeconds() == container.expire_time.ToSeconds() + 15 * 60
+    # A burst of operations is written once: half a second later the recorded expiry stays.
+    service.clock.advance(seconds=0.5)
+    await upload(service, container.id, "again.txt", b"y")
+    burst = await service.containers.GetContainer(
+        pb.GetContainerRequest(id=container.id), metadata=identity()
+    )
+    assert burst.expire_time == fetched.expire_time
 
 
 async def test_upstream_failures_keep_the_taxonomy(service: RunningService) -> None:

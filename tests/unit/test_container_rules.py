@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from agent_containers.domain.containers import (
+    ACTIVITY_RESOLUTION,
+    Container,
     ContainerDraft,
     ContainerPolicy,
     ContainerStatus,
@@ -101,6 +104,33 @@ def test_expiry_arithmetic() -> None:
     assert not is_overdue(ContainerStatus.RUNNING, expires, expires - timedelta(seconds=1))
     assert is_overdue(ContainerStatus.RUNNING, expires, expires)
     assert not is_overdue(ContainerStatus.DELETED, expires, expires + timedelta(days=1))
+
+
+def test_activity_is_written_once_per_resolution() -> None:
+    last = datetime(2026, 1, 1, tzinfo=UTC)
+    container = Container(
+        id=uuid.uuid4(),
+        tenant_id="t",
+        owner_user_id="u",
+        name="n",
+        memory_tier="1g",
+        status=ContainerStatus.RUNNING,
+        expiry_minutes=20,
+        metadata={},
+        openai_id="cntr_1",
+        last_active_at=last,
+        refreshed_at=last,
+        failure_reason=None,
+        request_id=None,
+        created_at=last,
+        updated_at=last,
+        deleted_at=None,
+    )
+    assert not container.activity_worth_recording(last)
+    assert not container.activity_worth_recording(last + ACTIVITY_RESOLUTION / 2)
+    assert container.activity_worth_recording(last + ACTIVITY_RESOLUTION)
+    never_active = dataclasses.replace(container, last_active_at=None)
+    assert never_active.activity_worth_recording(last)
 
 
 @pytest.mark.parametrize("value", ["", "nope", "123"])

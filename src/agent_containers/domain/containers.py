@@ -54,6 +54,10 @@ LIVE_STATUSES = frozenset({ContainerStatus.CREATING, ContainerStatus.RUNNING})
 
 
 UPSTREAM_NAME_PREFIX = "ac-"
+ACTIVITY_RESOLUTION = timedelta(seconds=1)
+"""Activity this close to the last recorded is not written again: a burst of file operations
+costs one write, and the recorded expiry is early by less than this (never late, so resolution
+errs on the safe side)."""
 
 
 def upstream_name(container_id: uuid.UUID) -> str:
@@ -104,6 +108,10 @@ class Container:
     def expire_time(self) -> datetime | None:
         """When the container expires unless used again (as last seen)."""
         return expire_time(self.last_active_at, self.expiry_minutes)
+
+    def activity_worth_recording(self, now: datetime) -> bool:
+        """Whether activity at `now` moves the recorded expiry enough to be written."""
+        return self.last_active_at is None or now - self.last_active_at >= ACTIVITY_RESOLUTION
 
 
 @dataclass(frozen=True)

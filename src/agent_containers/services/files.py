@@ -9,13 +9,16 @@ container's expiry (and tool resolution's view of it) moves with it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent_containers.detached import Detached
 from agent_containers.domain import pagination
 from agent_containers.domain.clock import Clock
 from agent_containers.domain.containers import Container, ContainerStatus, not_running
@@ -44,6 +47,7 @@ FILE = "container_file"
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class ContainerFileService:
         gateway: ContainersGateway,
         refresh: ContainerRefresh,
         clock: Clock,
+        detached: Detached,
         *,
         max_upload_bytes: int,
     ) -> None:
@@ -72,6 +77,7 @@ class ContainerFileService:
         self._gateway = gateway
         self._refresh = refresh
         self._clock = clock
+        self._detached = detached
         self.max_upload_bytes = max_upload_bytes
 
     # --- the container ----------------------------------------------------------------------
@@ -93,24 +99,30 @@ class ContainerFileService:
         return container
 
     async def _record_activity(self, container: Container) -> None:
+        now = self._clock.now()
+        if not container.activity_worth_recording(now):
+            return
+
         async def write(transaction: Transaction) -> None:
-            _, changed = await rows.record_activity(
-                transaction.session, container.id, self._clock.now()
-            )
+            _, changed = await rows.record_activity(transaction.session, container.id, now)
             if changed:
                 transaction.container_changed(container.tenant_id, container.id)
 
         await self._uow.write(write)
 
     @contextlib.asynccontextmanager
-    async def _upstream_answers(self, container: Container) -> AsyncIterator[None]:
-        """Upstream's word on the container stops here: expired or gone is recorded so."""
+    async def _upstream_answers(
+        self, container: Container, *, record_activity: bool = True
+    ) -> AsyncIterator[None]:
+        """Upstream's word on the container stops here: expired or gone is recorded so, and an
+        answer is recorded as activity (unless the caller records it itself)."""
         try:
             yield
         except UpstreamContainerExpired as error:
             expired = await self._refresh.apply(container, None, self._clock.now())
             raise not_running(expired.id, expired.status, "files") from error
-        await self._record_activity(container)
+        if record_activity:
+            await self._record_activity(container)
 
     # --- the use cases ------------------------------------------------------------------------
 
@@ -146,14 +158,40 @@ class ContainerFileService:
                 refused.append(error)
                 raise
 
+        # The upload runs on if its caller goes away, and whatever upstream made of the
+        # truncated body is removed: a cancelled call's stream ends as if it were complete, so
+        # cutting the body off cannot be relied on to leave nothing behind.
+        upload = self._detached.start(
+            self._gateway.upload_file(container.openai_id, name, bounded())
+        )
         async with self._upstream_answers(container):
             try:
-                created = await self._gateway.upload_file(container.openai_id, name, bounded())
+                created = await asyncio.shield(upload)
+            except asyncio.CancelledError:
+                self._detached.start(self._remove_abandoned(container.openai_id, upload))
+                raise
             except DomainError as error:
                 if refused:
                     raise refused[0] from error
                 raise
         return _file(container.id, created)
+
+    async def _remove_abandoned(
+        self, openai_container_id: str, upload: asyncio.Future[UpstreamFile]
+    ) -> None:
+        try:
+            created = await upload
+        except DomainError:
+            return  # nothing was made upstream
+        where = {"openai_container_id": openai_container_id, "file_id": created.file_id}
+        try:
+            await self._gateway.delete_file(openai_container_id, created.file_id)
+        except UpstreamNotFound:
+            pass  # gone already
+        except DomainError as error:
+            log.warning("abandoned upload not removed", extra={**where, "reason": error.reason})
+            return
+        log.info("abandoned upload removed", extra=where)
 
     async def copy(
         self, identity: Identity, reference: ContainerReference, openai_file_id: str
@@ -225,12 +263,25 @@ class ContainerFileService:
         _check_file_id(file_id)
         container = await self._running(identity, reference)
         assert container.openai_id is not None
-        async with self._upstream_answers(container):
-            found = await self._file_upstream(container.openai_id, file_id)
-            async with self._gateway.file_content(
-                container.openai_id, file_id, chunk_bytes=DOWNLOAD_CHUNK_BYTES
-            ) as content:
-                yield _file(container.id, found), content
+        async with self._upstream_answers(container, record_activity=False):
+            # The file's metadata and its bytes are asked for at once: one round trip less.
+            metadata = asyncio.ensure_future(self._file_upstream(container.openai_id, file_id))
+            try:
+                async with self._gateway.file_content(
+                    container.openai_id, file_id, chunk_bytes=DOWNLOAD_CHUNK_BYTES
+                ) as content:
+                    found = await metadata
+                    # Upstream has answered: the activity is written while the bytes flow.
+                    activity = self._detached.start(self._record_activity(container))
+                    yield _file(container.id, found), content
+                    await activity
+            except UpstreamNotFound as error:
+                raise _file_not_found(file_id) from error
+            finally:
+                if not metadata.done():
+                    metadata.cancel()
+                elif not metadata.cancelled():
+                    metadata.exception()  # retrieved: the content's failure is the one raised
 
     async def _file_upstream(self, openai_container_id: str, file_id: str) -> UpstreamFile:
         try:

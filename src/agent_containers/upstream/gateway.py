@@ -216,6 +216,7 @@ class ContainersGateway:
                 base_url=base_url,
                 timeout=timeout_seconds,
                 max_retries=max_retries,
+                http_client=openai.DefaultAioHttpClient(timeout=timeout_seconds),
             ),
             budget_seconds=timeout_seconds,
         )
