@@ -577,17 +577,20 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> _Upload:
             if part.name == "file":
                 if upload.content is not None:
                     raise ApiError(400, "Only one 'file' may be uploaded.", param="file")
-                buffer = bytearray()
+                # Joined once at the end: growing one buffer copies a large file many times.
+                pieces: list[bytes] = []
+                received = 0
                 while chunk := await part.read_chunk(256 * 1024):
-                    buffer += chunk
-                    if len(buffer) > max_bytes:
+                    pieces.append(chunk)
+                    received += len(chunk)
+                    if received > max_bytes:
                         raise ApiError(
                             413,
                             f"File is too large: the maximum size is {max_bytes} bytes.",
                             param="file",
                             code="file_too_large",
                         )
-                upload.content = bytes(buffer)
+                upload.content = b"".join(pieces)
                 upload.filename = part.filename
             elif part.name == "file_id":
                 upload.file_id = _as_str(await part.text(), "file_id", min_length=1)
