@@ -4,9 +4,17 @@ emulator directly, and the service's peak memory while it moves a small and a la
 Three processes on this machine: the Containers API emulator (`agent-containers emulator`), the
 service (`agent-containers serve`, SQLite in a temporary directory, upstream the emulator), and
 this client. Each transfer is timed whole (upload: first byte sent to the answer; download: the
-call to the last byte); the figure is the median over `--runs`. Memory is the service's VmHWM
-(its peak resident set since start) read after the small files and again after the large ones:
-the difference is what a large transfer costs beyond a small one. It asserts nothing.
+call to the last byte); the figure is the median over `--runs`, after one transfer that warms
+the connections. Two placements, each a separate run:
+- `pinned` (as `make bench` places its processes): the service alone on one CPU, the emulator
+  and the client on the other, in both the direct and the through-service runs. It stands for
+  a deployment, where the service does not share its cores with its callers or upstream.
+- `shared`: the OS places all three on the two CPUs. With two cores for three busy processes the
+  through-service figure measures the CPU all three spend, not the service's throughput.
+The baseline is the SDK as a runtime uses it by default; the SDK with its aiohttp transport (what
+the service uses) is printed beside it. Memory is the service's VmHWM (its peak resident set since
+start) read after the small files and again after the large ones: the difference is what a large
+transfer costs beyond a small one. It asserts nothing.
 Run: `make bench-files` (or `.venv/bin/python scripts/bench_files.py --help`).
 """
 
@@ -27,6 +35,7 @@ from pathlib import Path
 import grpc
 import openai
 from agentcontainers.v1 import container_pb2, container_service_pb2, container_service_pb2_grpc
+from bench import pinned
 from google.api import httpbody_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -126,6 +135,7 @@ async def timed_transfers(
 ) -> tuple[float, float]:
     """Median upload and download throughput (MiB/s) of a file of `size` bytes."""
     data = os.urandom(size)
+    await side.download(await side.upload(f"warm-{size}.bin", data))
     ups, downs = [], []
     for run in range(runs):
         started = time.perf_counter()
@@ -137,7 +147,12 @@ async def timed_transfers(
     return statistics.median(ups), statistics.median(downs)
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace, layout: str, measure_memory: bool) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    service_cpu = world_cpu = None
+    if layout == "pinned":
+        service_cpu, world_cpu = cpus[0], cpus[1]
+        os.sched_setaffinity(0, {world_cpu})  # this client, with the emulator
     emulator_port, service_port = free_port(), free_port()
     base_url = f"http://127.0.0.1:{emulator_port}/v1"
     address = f"127.0.0.1:{service_port}"
@@ -148,16 +163,12 @@ async def run(args: argparse.Namespace) -> None:
             if not key.startswith("AGENT_CONTAINERS_") and key != "OPENAI_API_KEY"
         }
         emulator = await asyncio.create_subprocess_exec(
-            *CLI,
-            "emulator",
-            "--port",
-            str(emulator_port),
+            *pinned([*CLI, "emulator", "--port", str(emulator_port)], world_cpu),
             env=env,
             stderr=asyncio.subprocess.DEVNULL,
         )
         service = await asyncio.create_subprocess_exec(
-            *CLI,
-            "serve",
+            *pinned([*CLI, "serve"], service_cpu),
             cwd=directory,
             env={
                 **env,
@@ -170,7 +181,13 @@ async def run(args: argparse.Namespace) -> None:
             },
             stderr=asyncio.subprocess.DEVNULL,
         )
-        client = openai.AsyncOpenAI(api_key="bench", base_url=base_url, max_retries=0, timeout=120)
+        default = openai.AsyncOpenAI(api_key="bench", base_url=base_url, max_retries=0, timeout=120)
+        aiohttp = openai.AsyncOpenAI(
+            api_key="bench",
+            base_url=base_url,
+            max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=120),
+        )
         try:
             await wait_serving(address)
             async with grpc.aio.insecure_channel(
@@ -183,19 +200,23 @@ async def run(args: argparse.Namespace) -> None:
                     ),
                     metadata=IDENTITY,
                 )
-                direct = Direct(client, container.openai_container_id)
-                through = ThroughService(stub, container.id)
-                versions = f"grpcio {grpc.__version__}, openai {openai.__version__}"
-                print(
-                    f"agent-containers bench-files: {os.cpu_count()} cpus, Python "
-                    f"{sys.version.split()[0]}, {versions}"
+                sides: dict[str, Direct | ThroughService] = {
+                    "SDK direct": Direct(default, container.openai_container_id),
+                    "SDK + aiohttp": Direct(aiohttp, container.openai_container_id),
+                    "service": ThroughService(stub, container.id),
+                }
+                placement = (
+                    f"service alone on CPU {service_cpu}, emulator and client on CPU {world_cpu}"
+                    if layout == "pinned"
+                    else "the OS places all three processes"
                 )
+                print(f"\nplacement {layout}: {placement}")
                 print(f"{'file':>8}  {'path':<14} {'upload MiB/s':>13} {'download MiB/s':>15}")
                 ratios = []
                 for size_mib in args.sizes:
                     size = int(size_mib * MIB)
                     figures = {}
-                    for label, side in (("SDK direct", direct), ("service", through)):
+                    for label, side in sides.items():
                         figures[label] = await timed_transfers(side, size, args.runs)
                         up, down = figures[label]
                         print(f"{size_mib:>6g} MiB  {label:<14} {up:>13.1f} {down:>15.1f}")
@@ -208,18 +229,23 @@ async def run(args: argparse.Namespace) -> None:
                     )
                 for size_mib, up, down in ratios:
                     print(
-                        f"service / SDK at {size_mib:g} MiB: upload {up:.2f}, download {down:.2f}"
+                        f"{layout}: service / SDK direct at {size_mib:g} MiB: "
+                        f"upload {up:.2f}, download {down:.2f}"
                     )
-
-                small = await memory_after(through, service.pid, args.small_mib)
-                large = await memory_after(through, service.pid, args.large_mib)
-                print(
-                    f"service peak RSS (VmHWM) after {args.small_mib} MiB files: {small / 1024:.1f}"
-                    f" MiB; after {args.large_mib} MiB files: {large / 1024:.1f} MiB;"
-                    f" difference {(large - small) / 1024:.1f} MiB"
-                )
+                if measure_memory:
+                    through = sides["service"]
+                    assert isinstance(through, ThroughService)
+                    small = await memory_after(through, service.pid, args.small_mib)
+                    large = await memory_after(through, service.pid, args.large_mib)
+                    print(
+                        f"service peak RSS (VmHWM) after {args.small_mib} MiB files: "
+                        f"{small / 1024:.1f} MiB; after {args.large_mib} MiB files: "
+                        f"{large / 1024:.1f} MiB; difference {(large - small) / 1024:.1f} MiB"
+                    )
         finally:
-            await client.close()
+            os.sched_setaffinity(0, cpus)
+            await default.close()
+            await aiohttp.close()
             for process in (service, emulator):
                 process.send_signal(signal.SIGTERM)
             for process in (service, emulator):
@@ -237,12 +263,26 @@ async def memory_after(through: ThroughService, pid: int, size_mib: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--small-mib", type=int, default=10)
     parser.add_argument("--large-mib", type=int, default=200)
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument(
+        "--layouts", nargs="+", choices=["pinned", "shared"], default=["pinned", "shared"]
+    )
+    args = parser.parse_args()
+    if len(os.sched_getaffinity(0)) < 2 and "pinned" in args.layouts:
+        parser.error("the pinned placement needs two CPUs; use --layouts shared")
+    versions = f"grpcio {grpc.__version__}, openai {openai.__version__}"
+    print(
+        f"agent-containers bench-files: {os.cpu_count()} cpus, Python "
+        f"{sys.version.split()[0]}, {versions}; median of {args.runs} runs"
+    )
+    for index, layout in enumerate(args.layouts):
+        asyncio.run(run(args, layout, measure_memory=index == 0))
 
 
 if __name__ == "__main__":
