@@ -29,6 +29,7 @@ import grpc
 from agent_containers.api.errors import set_domain_status
 from agent_containers.api.handlers import Behaviour, WrappingInterceptor
 from agent_containers.domain.errors import ShuttingDown
+from agent_containers.observability.calls import CallKind
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -85,7 +86,7 @@ class ShutdownGate(WrappingInterceptor):
             await self._released.wait()
         set_domain_status(method, ShuttingDown(), context)
 
-    def wrap_unary(self, method: str, inner: Behaviour) -> Behaviour:
+    def wrap_unary(self, method: str, kind: CallKind, inner: Behaviour) -> Behaviour:
         async def unary(request: Any, context: Context) -> Any:
             self._last_arrival = time.monotonic()
             if self.closed:
@@ -99,7 +100,7 @@ class ShutdownGate(WrappingInterceptor):
 
         return unary
 
-    def wrap_stream(self, method: str, inner: Behaviour) -> Behaviour:
+    def wrap_stream(self, method: str, kind: CallKind, inner: Behaviour) -> Behaviour:
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             self._last_arrival = time.monotonic()
             if self.closed:

@@ -9,6 +9,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from agent_containers.domain.errors import MalformedRequest
+from agent_containers.observability.calls import CallKind
 
 # A method's behaviour: (request or request iterator, context) -> response, or an async
 # generator of responses for server streaming.
@@ -68,11 +69,12 @@ def is_infrastructure(method: str) -> bool:
 class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Wraps the behaviour of every service RPC (not health, reflection).
 
-    `wrap_unary(method, inner)` returns a coroutine function used in place of a unary-response
-    behaviour; `wrap_stream(method, inner)` an async generator function (grpc.aio tells streaming
-    handlers apart by that) for a streaming-response one. grpc.aio asks every interceptor for a
-    handler on every call: the wrapped handler is built once per method and reused, and the
-    wrappers call the behaviour directly, so the hot path pays one extra frame.
+    `wrap_unary(method, kind, inner)` returns a coroutine function used in place of a
+    unary-response behaviour; `wrap_stream(method, kind, inner)` an async generator function
+    (grpc.aio tells streaming handlers apart by that) for a streaming-response one. grpc.aio asks
+    every interceptor for a handler on every call: the wrapped handler is built once per method
+    and reused, and the wrappers call the behaviour directly, so the hot path pays one extra
+    frame.
 
     A request that is not a message of the method's type reaches a unary-request wrapper as
     UNREADABLE (the wrapper must refuse it); in a request stream, reading it raises
@@ -82,10 +84,10 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self) -> None:
         self._wrapped: dict[str, tuple[object, grpc.RpcMethodHandler[Any, Any]]] = {}
 
-    def wrap_unary(self, method: str, inner: Behaviour) -> Behaviour:
+    def wrap_unary(self, method: str, kind: CallKind, inner: Behaviour) -> Behaviour:
         raise NotImplementedError
 
-    def wrap_stream(self, method: str, inner: Behaviour) -> Behaviour:
+    def wrap_stream(self, method: str, kind: CallKind, inner: Behaviour) -> Behaviour:
         raise NotImplementedError
 
     async def intercept_service(
@@ -115,18 +117,30 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         }
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self.wrap_unary(method, cast(Behaviour, handler.unary_unary)), **options
+                self.wrap_unary(method, CallKind.UNARY, cast(Behaviour, handler.unary_unary)),
+                **options,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self.wrap_unary(method, _reading_checked(cast(Behaviour, handler.stream_unary))),
+                self.wrap_unary(
+                    method,
+                    CallKind.CLIENT_STREAM,
+                    _reading_checked(cast(Behaviour, handler.stream_unary)),
+                ),
                 **options,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self.wrap_stream(method, cast(Behaviour, handler.unary_stream)), **options
+                self.wrap_stream(
+                    method, CallKind.SERVER_STREAM, cast(Behaviour, handler.unary_stream)
+                ),
+                **options,
             )
         return grpc.stream_stream_rpc_method_handler(
-            self.wrap_stream(method, _reading_checked(cast(Behaviour, handler.stream_stream))),
+            self.wrap_stream(
+                method,
+                CallKind.BIDI_STREAM,
+                _reading_checked(cast(Behaviour, handler.stream_stream)),
+            ),
             **options,
         )

@@ -1,9 +1,12 @@
-"""The one interceptor of the service's RPCs: it binds the caller's identity and turns domain
-errors into statuses. One layer, not one per concern: it sits on every call of the hot path."""
+"""The one interceptor of the service's RPCs: it binds the caller's identity, turns domain errors
+into statuses and reports each call's outcome to the observers (metrics, access log). One layer,
+not one per concern: it sits on every call of the hot path."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -12,37 +15,78 @@ from agent_containers.api.errors import set_domain_status, set_unexpected_status
 from agent_containers.api.handlers import UNREADABLE, Behaviour, WrappingInterceptor
 from agent_containers.api.identity import bind_identity
 from agent_containers.domain.errors import DomainError, MalformedRequest
+from agent_containers.observability.calls import CallKind, CallObserver, FinishedCall
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class ServiceInterceptor(WrappingInterceptor):
-    """Identity required, errors mapped, on every RPC but health checks and reflection.
+    """Identity required, errors mapped, outcomes reported, on every RPC but health checks and
+    reflection.
 
     The identity is checked before the request is judged, an unreadable body included: a caller
     without identity learns nothing, not even that its body could not be read (and the answer to
     an unreadable body names no field and no internals either way).
     """
 
-    def wrap_unary(self, method: str, inner: Behaviour) -> Behaviour:
+    def __init__(self, observers: Sequence[CallObserver] = ()) -> None:
+        super().__init__()
+        self._observers = tuple(observers)
+
+    def _started(self, method: str, kind: CallKind) -> float:
+        for observer in self._observers:
+            observer.call_started(method, kind)
+        return time.perf_counter()
+
+    def _finished(
+        self,
+        method: str,
+        kind: CallKind,
+        started: float,
+        context: Context,
+        reason: str | None,
+        cancelled: bool,
+    ) -> None:
+        if not self._observers:
+            return
+        seconds = time.perf_counter() - started
+        code = grpc.StatusCode.CANCELLED if cancelled else context.code() or grpc.StatusCode.OK
+        call = FinishedCall(method, kind, code, seconds, reason, context)
+        for observer in self._observers:
+            observer.call_finished(call)
+
+    def wrap_unary(self, method: str, kind: CallKind, inner: Behaviour) -> Behaviour:
         async def unary(request: Any, context: Context) -> Any:
+            started = self._started(method, kind)
+            reason: str | None = None
+            cancelled = False
             try:
                 bind_identity(context)
                 if request is UNREADABLE:
                     raise MalformedRequest()
                 return await inner(request, context)
             except DomainError as error:
+                reason = error.reason
                 set_domain_status(method, error, context)
             except grpc.aio.AbortError:
                 raise
+            except asyncio.CancelledError:
+                cancelled = True
+                raise
             except Exception as error:
+                reason = "INTERNAL"
                 set_unexpected_status(method, error, context)
+            finally:
+                self._finished(method, kind, started, context, reason, cancelled)
             return None  # the status is set: grpc.aio sends it instead of a response
 
         return unary
 
-    def wrap_stream(self, method: str, inner: Behaviour) -> Behaviour:
+    def wrap_stream(self, method: str, kind: CallKind, inner: Behaviour) -> Behaviour:
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            started = self._started(method, kind)
+            reason: str | None = None
+            cancelled = False
             try:
                 bind_identity(context)
                 if request is UNREADABLE:
@@ -50,10 +94,17 @@ class ServiceInterceptor(WrappingInterceptor):
                 async for response in inner(request, context):
                     yield response
             except DomainError as error:
+                reason = error.reason
                 set_domain_status(method, error, context)
             except grpc.aio.AbortError:
                 raise
+            except (asyncio.CancelledError, GeneratorExit):
+                cancelled = True
+                raise
             except Exception as error:
+                reason = "INTERNAL"
                 set_unexpected_status(method, error, context)
+            finally:
+                self._finished(method, kind, started, context, reason, cancelled)
 
         return stream

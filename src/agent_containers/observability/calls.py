@@ -1,0 +1,45 @@
+"""What the service interceptor reports of every call it serves, for metrics and access logs.
+
+One place computes a call's outcome (its status code, its error reason, how long it took); the
+observers turn that into metric samples and a log line. Health checks and reflection are not
+service calls and are not reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+import grpc
+
+
+class CallKind(StrEnum):
+    """The RPC's shape, spelt as go-grpc-prometheus spells its `grpc_type` label."""
+
+    UNARY = "unary"
+    CLIENT_STREAM = "client_stream"
+    SERVER_STREAM = "server_stream"
+    BIDI_STREAM = "bidi_stream"
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedCall:
+    """One served call, once its status is known."""
+
+    method: str
+    """The full method name: `/agentcontainers.v1.ContainerService/GetContainer`."""
+    kind: CallKind
+    code: grpc.StatusCode
+    seconds: float
+    reason: str | None
+    """The ErrorInfo reason of a domain error; None for OK and for errors gRPC itself raised."""
+    context: grpc.aio.ServicerContext[Any, Any]
+
+
+class CallObserver(Protocol):
+    """Told of every service call: when it starts and when it has its status."""
+
+    def call_started(self, method: str, kind: CallKind) -> None: ...
+
+    def call_finished(self, call: FinishedCall) -> None: ...
