@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -19,13 +20,14 @@ from agentcontainers.v1 import (
     tool_service_pb2_grpc,
 )
 from grpc_health.v1 import _async as health_aio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from agent_containers.api.bindings import AgentBindingServicer
 from agent_containers.api.containers import ContainerServicer
 from agent_containers.api.draining import ShutdownGate
 from agent_containers.api.files import ContainerFileServicer
+from agent_containers.api.health import HealthReporter
 from agent_containers.api.interceptor import ServiceInterceptor
 from agent_containers.api.tools import ToolResolutionServicer
 from agent_containers.config import OrphanPolicy, Settings
@@ -38,6 +40,7 @@ from agent_containers.services.container_creation import ContainerCreation
 from agent_containers.services.container_refresh import ContainerRefresh
 from agent_containers.services.containers import ContainerService
 from agent_containers.services.files import ContainerFileService
+from agent_containers.services.readiness import Readiness
 from agent_containers.services.reconciler import Reconciler
 from agent_containers.services.resolution_cache import ResolutionCache
 from agent_containers.services.tools import ToolResolutionService
@@ -62,6 +65,10 @@ server's GOAWAY to reach every client, before the held calls are refused."""
 STOP_SECONDS = 1.0
 """What the gRPC server's own stop() waits for the calls still open when it is called (held
 refusals, health watches, reflection streams, calls past the grace) before it cancels them."""
+
+READINESS_PERIOD_SECONDS = 2.0
+"""How often readiness probes the database (and the bound on one probe); the cache channel is
+followed at once. A Kubernetes readiness probe every 5 to 10 s sees a change within one."""
 
 SERVICE_NAMES = (
     container_service_pb2.DESCRIPTOR.services_by_name["ContainerService"].full_name,
@@ -115,11 +122,12 @@ class AgentContainersServer:
         )
         self._listener = (
             InvalidationListener(
-                settings.database_url, self.cache.on_notification, self.cache.on_listener
+                settings.database_url, self.cache.on_notification, self._on_cache_channel
             )
             if shared
             else None
         )
+        self._health_reporter: HealthReporter | None = None
 
     async def start(self, *, migrate: bool = True) -> int:
         """Migrates the database (unless told not to), binds and serves; returns the port."""
@@ -213,11 +221,28 @@ class AgentContainersServer:
         self.port = server.add_insecure_port(settings.listen_address)  # raises when it cannot
         await server.start()
         self._server = server
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self._listener is not None:  # ready once the channel is: give it a moment
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._listener.connected.wait(), READINESS_PERIOD_SECONDS)
+        self._health_reporter = HealthReporter(
+            self.health,
+            Readiness(
+                uow,
+                lambda: self.cache.serving,
+                probe_timeout_seconds=READINESS_PERIOD_SECONDS,
+            ),
+            ("", *SERVICE_NAMES),
+            period_seconds=READINESS_PERIOD_SECONDS,
+        )
+        await self._health_reporter.start()
         self.reconciler.start()
         log.info("serving", extra={"address": settings.listen_address, "port": self.port})
         return self.port
+
+    def _on_cache_channel(self, connected: bool) -> None:
+        self.cache.on_listener(connected)
+        if self._health_reporter is not None:
+            self._health_reporter.poke()  # readiness follows the channel at once
 
     async def wait_detached(self) -> None:
         """Waits for creates and deletes whose callers hung up."""
@@ -260,6 +285,8 @@ class AgentContainersServer:
         grace = self.settings.grace_seconds
         log.info("shutting down", extra={"drain_seconds": drain_seconds, "grace_seconds": grace})
         await self.health.enter_graceful_shutdown()
+        if self._health_reporter is not None:
+            await self._health_reporter.stop()
         cut_off = 0
         if self._server is not None:
             await asyncio.sleep(drain_seconds)

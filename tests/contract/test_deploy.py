@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from agent_containers.api.health import LIVENESS
 from agent_containers.config import Settings
+from agent_containers.server import SERVICE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -126,3 +128,18 @@ def test_documents_quote_the_manifest_grace_period(document: str) -> None:
     quoted = re.findall(r"terminationGracePeriodSeconds: (\d+)", (ROOT / document).read_text())
     assert quoted, f"{document} does not say what terminationGracePeriodSeconds is"
     assert set(quoted) == {period}
+
+
+def test_the_kubernetes_probes_ask_the_health_names_that_mean_what_they_need() -> None:
+    text = KUBERNETES.read_text()
+
+    def probed_service(probe: str) -> str:
+        found = re.search(
+            rf"{probe}:\n(?:\s+#.*\n)*\s+grpc:\n\s+port: \d+\n(\s+service: (\S+)\n)?", text
+        )
+        assert found, f"no grpc {probe} in {KUBERNETES}"
+        return found.group(2) or ""
+
+    assert probed_service("livenessProbe") == LIVENESS
+    assert probed_service("readinessProbe") in ("", *SERVICE_NAMES)
+    assert probed_service("startupProbe") in ("", *SERVICE_NAMES)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL, Connection, make_url
@@ -161,3 +161,8 @@ def _create_sqlite_engine(
             cursor.close()
 
     return engine
+
+
+async def ping(session: AsyncSession) -> None:
+    """One round trip to the database: it answers, or the driver says why not."""
+    await session.execute(text("SELECT 1"))

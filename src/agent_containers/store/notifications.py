@@ -88,6 +88,8 @@ class InvalidationListener:
         self._on_connected = on_connected
         self._retry_seconds = retry_seconds
         self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        """Set while LISTEN is in place."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="invalidation-listener")
@@ -121,6 +123,7 @@ class InvalidationListener:
         try:
             connection.add_termination_listener(lambda _, closed=lost: closed.set())
             await connection.add_listener(CHANNEL, self._deliver)
+            self.connected.set()
             self._on_connected(True)
             # A network that drops silently closes nothing: probe, or evictions could be missed
             # for as long as the cache keeps serving.
@@ -131,6 +134,7 @@ class InvalidationListener:
                     await connection.fetchval("SELECT 1", timeout=PROBE_TIMEOUT_SECONDS)
             log.warning("invalidation listener lost its connection; reconnecting")
         finally:
+            self.connected.clear()
             self._on_connected(False)
             with contextlib.suppress(Exception):
                 await connection.close(timeout=1)
