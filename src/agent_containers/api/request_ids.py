@@ -20,7 +20,8 @@ _SANE = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 def bind_request(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    """Binds the call's request id and the caller's `traceparent` (the first of each)."""
+    """Binds the call's request id (the first sane `x-request-id`, else a new one) and the
+    caller's first `traceparent`."""
     request_id = traceparent = None
     for key, value in context.invocation_metadata() or ():
         if not isinstance(value, str):
