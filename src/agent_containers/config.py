@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR"
     )
+    access_log: bool = Field(
+        default=True, description="one INFO line per service call (logger agent_containers.access)"
+    )
 
     @field_validator("openai_api_key", "openai_base_url", mode="before")
     @classmethod

@@ -35,6 +35,8 @@ from agent_containers.detached import Detached
 from agent_containers.domain.clock import Clock, SystemClock
 from agent_containers.domain.containers import ContainerPolicy
 from agent_containers.domain.tools import ResolutionPolicy
+from agent_containers.observability.access_log import AccessLog
+from agent_containers.observability.calls import CallObserver
 from agent_containers.services.bindings import BindingService
 from agent_containers.services.container_creation import ContainerCreation
 from agent_containers.services.container_refresh import ContainerRefresh
@@ -193,8 +195,11 @@ class AgentContainersServer:
             outcome_window=timedelta(seconds=settings.create_outcome_window_seconds),
             delete_orphans=settings.reconciler_orphans is OrphanPolicy.DELETE,
         )
+        observers: list[CallObserver] = []
+        if settings.access_log:
+            observers.append(AccessLog())
         server = grpc.aio.server(
-            interceptors=[self.gate, ServiceInterceptor()],
+            interceptors=[self.gate, ServiceInterceptor(observers)],
             options=_channel_options(settings),
         )
         files = ContainerFileService(

@@ -33,6 +33,18 @@ class Child:
     stderr: bytes = b""
     killed: bool = False
     """True when it did not exit on SIGTERM in time and had to be killed."""
+    _stderr_reader: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        # A piped stderr is read as it comes: a child that logs a line per call (the access log)
+        # would otherwise fill the pipe and block in the middle of serving. stdout is left to
+        # the test, which may read it itself.
+        if self.process.stderr is not None:
+            self._stderr_reader = asyncio.create_task(self._read_stderr(self.process.stderr))
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            self.stderr += chunk
 
     @property
     def pid(self) -> int:
@@ -71,11 +83,14 @@ class Child:
         return self.process.returncode
 
     async def _collect(self) -> None:
-        # communicate() drains piped output while waiting, so a chatty child cannot block on a
-        # full pipe; what it wrote before is kept.
-        stdout, stderr = await self.process.communicate()
-        self.stdout += stdout or b""
-        self.stderr += stderr or b""
+        # Piped output is drained while waiting, so a chatty child cannot block on a full pipe;
+        # what it wrote before is kept. stderr has its own reader (see __post_init__), which a
+        # cancelled collection leaves running (shielded); it ends at the child's exit.
+        if self.process.stdout is not None:
+            self.stdout += await self.process.stdout.read()
+        await self.process.wait()
+        if self._stderr_reader is not None:
+            await asyncio.shield(self._stderr_reader)
 
 
 @contextlib.asynccontextmanager

@@ -14,6 +14,7 @@ import grpc
 from agent_containers.api.errors import set_domain_status, set_unexpected_status
 from agent_containers.api.handlers import UNREADABLE, Behaviour, WrappingInterceptor
 from agent_containers.api.identity import bind_identity
+from agent_containers.api.request_ids import bind_request, return_request_id
 from agent_containers.domain.errors import DomainError, MalformedRequest
 from agent_containers.observability.calls import CallKind, CallObserver, FinishedCall
 
@@ -47,6 +48,8 @@ class ServiceInterceptor(WrappingInterceptor):
         reason: str | None,
         cancelled: bool,
     ) -> None:
+        if not cancelled:
+            return_request_id(context)
         if not self._observers:
             return
         seconds = time.perf_counter() - started
@@ -60,6 +63,7 @@ class ServiceInterceptor(WrappingInterceptor):
             started = self._started(method, kind)
             reason: str | None = None
             cancelled = False
+            bind_request(context)
             try:
                 bind_identity(context)
                 if request is UNREADABLE:
@@ -87,6 +91,7 @@ class ServiceInterceptor(WrappingInterceptor):
             started = self._started(method, kind)
             reason: str | None = None
             cancelled = False
+            bind_request(context)
             try:
                 bind_identity(context)
                 if request is UNREADABLE:

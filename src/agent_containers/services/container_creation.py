@@ -179,6 +179,7 @@ class ContainerCreation:
             extra={
                 "tenant_id": reserved.tenant_id,
                 "container_id": str(reserved.id),
+                "openai_id": None,
                 "reason": error.message,
             },
         )
@@ -267,6 +268,7 @@ class ContainerCreation:
                 extra={
                     "tenant_id": reserved.tenant_id,
                     "container_id": str(reserved.id),
+                    "openai_id": reserved.openai_id,
                     "reason": reason,
                 },
             )

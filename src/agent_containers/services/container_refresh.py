@@ -40,7 +40,12 @@ class ContainerRefresh:
         except DomainError as error:
             log.warning(
                 "refresh failed; serving the local copy",
-                extra={"container_id": str(container.id), "reason": error.reason},
+                extra={
+                    "tenant_id": container.tenant_id,
+                    "container_id": str(container.id),
+                    "openai_id": container.openai_id,
+                    "reason": error.reason,
+                },
             )
             return container
         return await self.apply(container, facts, self._clock.now())

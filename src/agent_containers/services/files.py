@@ -168,7 +168,7 @@ class ContainerFileService:
             try:
                 created = await asyncio.shield(upload)
             except asyncio.CancelledError:
-                self._detached.start(self._remove_abandoned(container.openai_id, upload))
+                self._detached.start(self._remove_abandoned(container, upload))
                 raise
             except DomainError as error:
                 if refused:
@@ -177,15 +177,21 @@ class ContainerFileService:
         return _file(container.id, created)
 
     async def _remove_abandoned(
-        self, openai_container_id: str, upload: asyncio.Future[UpstreamFile]
+        self, container: Container, upload: asyncio.Future[UpstreamFile]
     ) -> None:
+        assert container.openai_id is not None
         try:
             created = await upload
         except DomainError:
             return  # nothing was made upstream
-        where = {"openai_container_id": openai_container_id, "file_id": created.file_id}
+        where = {
+            "tenant_id": container.tenant_id,
+            "container_id": str(container.id),
+            "openai_id": container.openai_id,
+            "file_id": created.file_id,
+        }
         try:
-            await self._gateway.delete_file(openai_container_id, created.file_id)
+            await self._gateway.delete_file(container.openai_id, created.file_id)
         except UpstreamNotFound:
             pass  # gone already
         except DomainError as error:

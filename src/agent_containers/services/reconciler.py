@@ -181,7 +181,12 @@ class Reconciler:
                 report.errors += 1
                 log.warning(
                     "could not settle a CREATING row",
-                    extra={"container_id": str(creating.id), "reason": error.reason},
+                    extra={
+                        "tenant_id": creating.tenant_id,
+                        "container_id": str(creating.id),
+                        "openai_id": found.openai_id if found is not None else None,
+                        "reason": error.reason,
+                    },
                 )
 
     # --- RUNNING rows -------------------------------------------------------------------------
@@ -204,7 +209,12 @@ class Reconciler:
                 report.errors += 1
                 log.warning(
                     "could not record a container's state",
-                    extra={"container_id": str(running.id), "reason": error.reason},
+                    extra={
+                        "tenant_id": running.tenant_id,
+                        "container_id": str(running.id),
+                        "openai_id": running.openai_id,
+                        "reason": error.reason,
+                    },
                 )
                 continue
             if updated.status is ContainerStatus.EXPIRED:
@@ -256,7 +266,9 @@ class Reconciler:
     async def _orphan(
         self, upstream: UpstreamContainer, row: Container | None, report: ReconcileReport
     ) -> None:
+        container_id = container_id_of_upstream_name(upstream.name)
         extra = {
+            "container_id": str(container_id) if container_id is not None else None,
             "openai_id": upstream.openai_id,
             "upstream_name": upstream.name,
             "row_state": row.status.value if row is not None else None,
