@@ -29,6 +29,7 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     multiprocess,
 )
 
@@ -37,6 +38,10 @@ from agent_containers.domain.tools import FallbackReason, ToolSource
 from agent_containers.observability.calls import CallKind, FinishedCall
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# No `_created` series beside every counter and histogram: the text format would carry each as
+# a gauge of its own, and go-grpc-prometheus has none (a process-wide switch of the library).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 GO_DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """client_golang's DefBuckets, which go-grpc-prometheus's handling-time histogram uses."""
