@@ -449,6 +449,11 @@ class Metrics:
 
     def __init__(self) -> None:
         self.multiprocess_dir = multiprocess_dir()
+        if self.multiprocess_dir is not None and not os.path.isdir(self.multiprocess_dir):
+            raise ValueError(
+                f"{MULTIPROCESS_DIR_ENV}={self.multiprocess_dir} is not a directory: create it "
+                "(empty) before the processes start"
+            )
         self.registry = CollectorRegistry()
         if self.multiprocess_dir is None:
             # Per-process facts; in multi-process mode prometheus-client cannot merge them.
