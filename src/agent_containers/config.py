@@ -32,6 +32,16 @@ class UpstreamKind(StrEnum):
     EMULATOR = "emulator"
 
 
+def split_host_port(address: str) -> tuple[str, int]:
+    """`host:port` or `[v6 address]:port` -> (host, port); ValueError when it is neither."""
+    host, colon, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected host:port (port 0-65535), got {address!r}")
+    return host, int(port)
+
+
 class Settings(BaseSettings):
     """Every setting of the service; the README has a table of them."""
 
@@ -39,6 +49,10 @@ class Settings(BaseSettings):
 
     listen_address: str = Field(
         default="127.0.0.1:50051", description="host:port the gRPC server binds"
+    )
+    metrics_listen_address: str = Field(
+        default="127.0.0.1:9464",
+        description="host:port of the Prometheus endpoint (GET /metrics); empty: no endpoint",
     )
     database_url: str = Field(
         default="sqlite+aiosqlite:///./var/agent-containers.db",
@@ -162,6 +176,14 @@ class Settings(BaseSettings):
         # `OPENAI_API_KEY=` in an env file means "no key", not an empty key that OpenAI refuses.
         return None if value == "" else value
 
+    @field_validator("metrics_listen_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            split_host_port(value)
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case_level(cls, value: object) -> object:
@@ -227,6 +249,11 @@ class Settings(BaseSettings):
         if self.shutdown_grace_seconds is None:
             return self.budgets.request
         return self.shutdown_grace_seconds
+
+    @property
+    def metrics_endpoint(self) -> tuple[str, int] | None:
+        """The metrics endpoint's (host, port); None when it is off."""
+        return split_host_port(self.metrics_listen_address) if self.metrics_listen_address else None
 
     @property
     def uses_emulator(self) -> bool:

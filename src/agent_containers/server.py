@@ -36,7 +36,9 @@ from agent_containers.domain.clock import Clock, SystemClock
 from agent_containers.domain.containers import ContainerPolicy
 from agent_containers.domain.tools import ResolutionPolicy
 from agent_containers.observability.access_log import AccessLog
-from agent_containers.observability.calls import CallObserver
+from agent_containers.observability.calls import CallKind, CallObserver
+from agent_containers.observability.endpoint import MetricsEndpoint
+from agent_containers.observability.metrics import Metrics
 from agent_containers.services.bindings import BindingService
 from agent_containers.services.container_creation import ContainerCreation
 from agent_containers.services.container_refresh import ContainerRefresh
@@ -72,11 +74,30 @@ READINESS_PERIOD_SECONDS = 2.0
 """How often readiness probes the database (and the bound on one probe); the cache channel is
 followed at once. A Kubernetes readiness probe every 5 to 10 s sees a change within one."""
 
-SERVICE_NAMES = (
-    container_service_pb2.DESCRIPTOR.services_by_name["ContainerService"].full_name,
-    binding_service_pb2.DESCRIPTOR.services_by_name["AgentBindingService"].full_name,
-    tool_service_pb2.DESCRIPTOR.services_by_name["ToolResolutionService"].full_name,
+SERVICES = (
+    container_service_pb2.DESCRIPTOR.services_by_name["ContainerService"],
+    binding_service_pb2.DESCRIPTOR.services_by_name["AgentBindingService"],
+    tool_service_pb2.DESCRIPTOR.services_by_name["ToolResolutionService"],
 )
+SERVICE_NAMES = tuple(service.full_name for service in SERVICES)
+
+
+def service_methods() -> list[tuple[str, CallKind]]:
+    """Every service method's full name and shape."""
+    kinds = {
+        (False, False): CallKind.UNARY,
+        (True, False): CallKind.CLIENT_STREAM,
+        (False, True): CallKind.SERVER_STREAM,
+        (True, True): CallKind.BIDI_STREAM,
+    }
+    return [
+        (
+            f"/{service.full_name}/{method.name}",
+            kinds[method.client_streaming, method.server_streaming],
+        )
+        for service in SERVICES
+        for method in service.methods
+    ]
 
 
 def _channel_options(settings: Settings) -> list[tuple[str, int]]:
@@ -117,10 +138,15 @@ class AgentContainersServer:
         # Creates and deletes that go on after their callers hung up.
         self._detached = Detached()
         self._server: grpc.aio.Server | None = None
+        self.metrics = Metrics()
+        self._metrics_endpoint: MetricsEndpoint | None = None
+        self.metrics_port: int | None = None
         # Several processes can share PostgreSQL: they keep each other's caches coherent.
         shared = is_postgresql(self._engine)
         self.cache = ResolutionCache(
-            max_age_seconds=settings.resolution_cache_max_age_seconds, shared=shared
+            max_age_seconds=settings.resolution_cache_max_age_seconds,
+            shared=shared,
+            metrics=self.metrics.cache,
         )
         self._listener = (
             InvalidationListener(
@@ -156,6 +182,7 @@ class AgentContainersServer:
             self.clock,
             budgets,
             self._detached,
+            quota_refusals=self.metrics.quota_refusals,
         )
         self.containers = ContainerService(
             uow,
@@ -182,6 +209,7 @@ class AgentContainersServer:
             self.clock,
             liveness_max_age=timedelta(seconds=settings.liveness_max_age_seconds),
             upstream_available=not settings.uses_emulator,
+            metrics=self.metrics.resolutions,
         )
         self.reconciler = Reconciler(
             uow,
@@ -194,8 +222,11 @@ class AgentContainersServer:
             period_seconds=settings.reconciler_period_seconds,
             outcome_window=timedelta(seconds=settings.create_outcome_window_seconds),
             delete_orphans=settings.reconciler_orphans is OrphanPolicy.DELETE,
+            tenant_quota=settings.max_containers_per_tenant,
+            metrics=self.metrics.reconciler,
         )
-        observers: list[CallObserver] = []
+        self.metrics.grpc.register(service_methods())
+        observers: list[CallObserver] = [self.metrics.grpc]
         if settings.access_log:
             observers.append(AccessLog())
         server = grpc.aio.server(
@@ -223,6 +254,7 @@ class AgentContainersServer:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
+        await self._start_metrics()
         self.port = server.add_insecure_port(settings.listen_address)  # raises when it cannot
         await server.start()
         self._server = server
@@ -241,13 +273,37 @@ class AgentContainersServer:
         )
         await self._health_reporter.start()
         self.reconciler.start()
-        log.info("serving", extra={"address": settings.listen_address, "port": self.port})
+        log.info(
+            "serving",
+            extra={
+                "address": settings.listen_address,
+                "port": self.port,
+                "metrics_address": settings.metrics_listen_address,
+                "metrics_port": self.metrics_port,
+            },
+        )
         return self.port
 
     def _on_cache_channel(self, connected: bool) -> None:
         self.cache.on_listener(connected)
         if self._health_reporter is not None:
             self._health_reporter.poke()  # readiness follows the channel at once
+
+    async def _start_metrics(self) -> None:
+        """The /metrics endpoint, unless the setting is empty; raises when it cannot bind."""
+        endpoint = self.settings.metrics_endpoint
+        if endpoint is None:
+            return
+        host, port = endpoint
+        self._metrics_endpoint = MetricsEndpoint(
+            host,
+            port,
+            self.metrics.exposition(),
+            # Processes sharing a multi-process directory give the same answer: they may share
+            # the address too. Otherwise a second process there would answer with its own.
+            share_port=self.metrics.multiprocess_dir is not None,
+        )
+        self.metrics_port = await self._metrics_endpoint.start()
 
     async def wait_detached(self) -> None:
         """Waits for creates and deletes whose callers hung up."""
@@ -268,6 +324,7 @@ class AgentContainersServer:
                 base_url=self.emulator.base_url,
                 timeout_seconds=settings.openai_timeout_seconds,
                 max_retries=settings.openai_max_retries,
+                metrics=self.metrics.upstream,
             )
         assert settings.openai_api_key is not None
         return ContainersGateway.connect(
@@ -275,6 +332,7 @@ class AgentContainersServer:
             base_url=settings.openai_base_url,
             timeout_seconds=settings.openai_timeout_seconds,
             max_retries=settings.openai_max_retries,
+            metrics=self.metrics.upstream,
         )
 
     async def stop(self, *, drain_seconds: float = 0.0) -> None:
@@ -317,6 +375,9 @@ class AgentContainersServer:
         if self.emulator is not None:
             await self.emulator.stop()
         await self._engine.dispose()
+        if self._metrics_endpoint is not None:  # last: scrapes see the shutdown through
+            await self._metrics_endpoint.stop()
+        self.metrics.process_stopped()
         log.info(
             "stopped",
             extra={

@@ -86,6 +86,19 @@ def test_kubernetes_grace_period_covers_the_shutdown() -> None:
     )
 
 
+def test_kubernetes_metrics_are_reachable_and_scraped_per_pod() -> None:
+    container = kubernetes_service_container()
+    endpoint = settings_from(kubernetes_env(container)).metrics_endpoint
+    assert endpoint is not None, "the manifest turns the metrics endpoint off"
+    host, port = endpoint
+    assert host not in ("127.0.0.1", "localhost", "::1"), (
+        "loopback: nothing outside the pod scrapes it"
+    )
+    pod_template = KUBERNETES.read_text().split("\n---")[0]
+    assert one(r'prometheus\.io/port: "(\d+)"', pod_template, "scrape port")[1] == str(port)
+    assert re.search(rf"- name: metrics\n\s+containerPort: {port}\n", container)
+
+
 # --- Docker Compose ----------------------------------------------------------------------------
 
 

@@ -69,6 +69,8 @@ def service_settings(database_url: str, emulator: EmulatorServer, **overrides: A
     """Settings for a server on a free port, talking to the given emulator through the SDK."""
     values: dict[str, Any] = {
         "listen_address": "127.0.0.1:0",
+        # Every server serves its metrics, each on a port of its own.
+        "metrics_listen_address": "127.0.0.1:0",
         "database_url": database_url,
         "upstream": UpstreamKind.OPENAI,
         "openai_api_key": "test-key",

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from agent_containers.observability.metrics import Metrics
 from agent_containers.services.resolution_cache import ResolutionCache
 from agent_containers.store.notifications import (
     Invalidation,
@@ -29,7 +30,7 @@ class Loader:
 
 
 async def test_hits_are_served_and_evictions_reload() -> None:
-    cache = ResolutionCache(max_age_seconds=60, shared=False)
+    cache = ResolutionCache(max_age_seconds=60, shared=False, metrics=Metrics().cache)
     load = Loader(uuid.uuid4())
     assert await cache.binding("t", "a", load) == load.value
     assert await cache.binding("t", "a", load) == load.value
@@ -43,7 +44,7 @@ async def test_hits_are_served_and_evictions_reload() -> None:
 
 
 async def test_a_load_that_raced_an_eviction_is_not_stored() -> None:
-    cache = ResolutionCache(max_age_seconds=60, shared=False)
+    cache = ResolutionCache(max_age_seconds=60, shared=False, metrics=Metrics().cache)
     stale = Loader(uuid.uuid4())
     stale.release.clear()
     pending = asyncio.create_task(cache.binding("t", "a", stale))
@@ -57,7 +58,7 @@ async def test_a_load_that_raced_an_eviction_is_not_stored() -> None:
 
 
 async def test_a_shared_cache_serves_only_while_listening() -> None:
-    cache = ResolutionCache(max_age_seconds=60, shared=True)
+    cache = ResolutionCache(max_age_seconds=60, shared=True, metrics=Metrics().cache)
     container_id = uuid.uuid4()
     load = Loader(None)
     await cache.binding("t", "a", load)
@@ -78,7 +79,7 @@ async def test_a_shared_cache_serves_only_while_listening() -> None:
 
 
 async def test_a_load_spanning_a_reconnect_is_not_stored() -> None:
-    cache = ResolutionCache(max_age_seconds=60, shared=True)
+    cache = ResolutionCache(max_age_seconds=60, shared=True, metrics=Metrics().cache)
     cache.on_listener(True)
     stale = Loader(uuid.uuid4())
     stale.release.clear()
@@ -94,7 +95,7 @@ async def test_a_load_spanning_a_reconnect_is_not_stored() -> None:
 
 
 async def test_versions_are_kept_only_for_loads_in_flight() -> None:
-    cache = ResolutionCache(max_age_seconds=60, shared=False)
+    cache = ResolutionCache(max_age_seconds=60, shared=False, metrics=Metrics().cache)
     cache.evict([binding_changed("t", f"agent-{i}") for i in range(1000)])
     load = Loader(None)
     load.release.clear()
@@ -108,7 +109,7 @@ async def test_versions_are_kept_only_for_loads_in_flight() -> None:
 
 
 def test_reconciliation_progress_only_moves_forward() -> None:
-    cache = ResolutionCache(max_age_seconds=60, shared=True)
+    cache = ResolutionCache(max_age_seconds=60, shared=True, metrics=Metrics().cache)
     assert cache.verified_through is None
     later = datetime(2026, 1, 1, 12, tzinfo=UTC)
     cache.on_notification(reconciled(later))

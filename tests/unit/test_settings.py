@@ -75,3 +75,20 @@ def test_log_level_is_checked_and_named() -> None:
     assert Settings(log_level="debug").log_level == "DEBUG"
     with pytest.raises(ValidationError, match="log_level"):
         Settings(log_level="LOUD")
+
+
+def test_the_metrics_endpoint_is_on_loopback_by_default_and_off_when_empty(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AGENT_CONTAINERS_METRICS_LISTEN_ADDRESS", raising=False)
+    assert Settings().metrics_endpoint == ("127.0.0.1", 9464)
+    monkeypatch.setenv("AGENT_CONTAINERS_METRICS_LISTEN_ADDRESS", "")
+    assert Settings().metrics_endpoint is None
+    monkeypatch.setenv("AGENT_CONTAINERS_METRICS_LISTEN_ADDRESS", "[::]:9100")
+    assert Settings().metrics_endpoint == ("::", 9100)
+
+
+@pytest.mark.parametrize("address", ["9464", ":9464", "host:", "host:http", "host:70000"])
+def test_a_metrics_address_needs_a_host_and_a_port(address: str) -> None:
+    with pytest.raises(ValidationError, match="metrics_listen_address"):
+        Settings(metrics_listen_address=address)

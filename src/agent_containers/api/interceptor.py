@@ -47,6 +47,8 @@ class ServiceInterceptor(WrappingInterceptor):
         context: Context,
         reason: str | None,
         cancelled: bool,
+        received: int,
+        sent: int,
     ) -> None:
         if not cancelled:
             return_request_id(context)
@@ -54,21 +56,27 @@ class ServiceInterceptor(WrappingInterceptor):
             return
         seconds = time.perf_counter() - started
         code = grpc.StatusCode.CANCELLED if cancelled else context.code() or grpc.StatusCode.OK
-        call = FinishedCall(method, kind, code, seconds, reason, context)
+        call = FinishedCall(method, kind, code, seconds, reason, context, received, sent)
         for observer in self._observers:
             observer.call_finished(call)
 
     def wrap_unary(self, method: str, kind: CallKind, inner: Behaviour) -> Behaviour:
+        reads_stream = kind is CallKind.CLIENT_STREAM
+
         async def unary(request: Any, context: Context) -> Any:
             started = self._started(method, kind)
             reason: str | None = None
             cancelled = False
             bind_request(context)
+            reading = _Reading() if reads_stream else None
+            sent = 0
             try:
                 bind_identity(context)
                 if request is UNREADABLE:
                     raise MalformedRequest()
-                return await inner(request, context)
+                response = await inner(request if reading is None else reading(request), context)
+                sent = 1
+                return response
             except DomainError as error:
                 reason = error.reason
                 set_domain_status(method, error, context)
@@ -81,23 +89,31 @@ class ServiceInterceptor(WrappingInterceptor):
                 reason = "INTERNAL"
                 set_unexpected_status(method, error, context)
             finally:
-                self._finished(method, kind, started, context, reason, cancelled)
+                received = int(request is not UNREADABLE) if reading is None else reading.count
+                self._finished(method, kind, started, context, reason, cancelled, received, sent)
             return None  # the status is set: grpc.aio sends it instead of a response
 
         return unary
 
     def wrap_stream(self, method: str, kind: CallKind, inner: Behaviour) -> Behaviour:
+        reads_stream = kind is CallKind.BIDI_STREAM
+
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             started = self._started(method, kind)
             reason: str | None = None
             cancelled = False
             bind_request(context)
+            reading = _Reading() if reads_stream else None
+            sent = 0
             try:
                 bind_identity(context)
                 if request is UNREADABLE:
                     raise MalformedRequest()
-                async for response in inner(request, context):
+                async for response in inner(
+                    request if reading is None else reading(request), context
+                ):
                     yield response
+                    sent += 1  # grpc.aio resumes the generator once the message is written
             except DomainError as error:
                 reason = error.reason
                 set_domain_status(method, error, context)
@@ -110,6 +126,22 @@ class ServiceInterceptor(WrappingInterceptor):
                 reason = "INTERNAL"
                 set_unexpected_status(method, error, context)
             finally:
-                self._finished(method, kind, started, context, reason, cancelled)
+                received = int(request is not UNREADABLE) if reading is None else reading.count
+                self._finished(method, kind, started, context, reason, cancelled, received, sent)
 
         return stream
+
+
+class _Reading:
+    """Counts the readable messages of a request stream as the method reads them."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def __call__(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for request in requests:
+            if request is not UNREADABLE:
+                self.count += 1
+            yield request

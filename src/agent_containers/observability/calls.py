@@ -35,6 +35,10 @@ class FinishedCall:
     reason: str | None
     """The ErrorInfo reason of a domain error; None for OK and for errors gRPC itself raised."""
     context: grpc.aio.ServicerContext[Any, Any]
+    received: int = 0
+    """Request messages the method read (1 for a unary request, unless it was unreadable)."""
+    sent: int = 0
+    """Response messages sent (a unary response counts once it is returned, not on error)."""
 
 
 class CallObserver(Protocol):

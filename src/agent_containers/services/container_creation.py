@@ -18,6 +18,7 @@ import contextlib
 import logging
 import uuid
 
+from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,6 +66,8 @@ class ContainerCreation:
         clock: Clock,
         budgets: TimeBudgets,
         detached: Detached,
+        *,
+        quota_refusals: Counter,
     ) -> None:
         self._uow = uow
         self._gateway = gateway
@@ -72,13 +75,18 @@ class ContainerCreation:
         self._clock = clock
         self._budgets = budgets
         self._detached = detached
+        self._quota_refusals = quota_refusals
         # This process's creates in flight, by row id: a retry with the same request id waits
         # for the first call instead of guessing.
         self._in_flight: dict[uuid.UUID, asyncio.Task[Container]] = {}
 
     async def create(self, identity: Identity, draft: ContainerDraft) -> Container:
         spec = validate_draft(draft, self._policy)
-        reserved, earlier = await self._reserve(identity, spec)
+        try:
+            reserved, earlier = await self._reserve(identity, spec)
+        except QuotaExceeded:
+            self._quota_refusals.inc()
+            raise
         if earlier is not None:
             return await self._converge(earlier)
         assert reserved is not None

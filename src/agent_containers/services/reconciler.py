@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
@@ -36,6 +37,7 @@ from agent_containers.domain.containers import (
     upstream_name,
 )
 from agent_containers.domain.errors import DomainError, UpstreamNotFound
+from agent_containers.observability.metrics import ReconcilerMetrics
 from agent_containers.services.container_creation import ContainerCreation
 from agent_containers.services.container_refresh import ContainerRefresh
 from agent_containers.store import containers as rows
@@ -92,6 +94,8 @@ class Reconciler:
         period_seconds: float,
         outcome_window: timedelta,
         delete_orphans: bool,
+        tenant_quota: int,
+        metrics: ReconcilerMetrics,
     ) -> None:
         self._uow = uow
         self._gateway = gateway
@@ -103,6 +107,8 @@ class Reconciler:
         self._period = period_seconds
         self._outcome_window = outcome_window
         self._delete_orphans = delete_orphans
+        self._tenant_quota = tenant_quota
+        self._metrics = metrics
         self._task: asyncio.Task[None] | None = None
         self._pass_lock = asyncio.Lock()
         self.totals = ReconcileReport()
@@ -121,12 +127,15 @@ class Reconciler:
         while True:
             await asyncio.sleep(self._period)
             try:
-                if await self._leadership.held():
+                leads = await self._leadership.held()
+                self._metrics.leading(leads)
+                if leads:
                     await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the loop outlives any one failure
                 self.totals.errors += 1
+                self._metrics.failed()
                 log.warning("reconciliation failed", extra={"error": repr(error)})
 
     async def run_once(self) -> ReconcileReport:
@@ -134,6 +143,7 @@ class Reconciler:
         async with self._pass_lock:
             report = ReconcileReport()
             started = self._clock.now()
+            timer = time.perf_counter()
             try:
                 listed = await self._list_upstream()
             except DomainError as error:
@@ -148,9 +158,26 @@ class Reconciler:
                     await self._announce(started)
             for name, value in report.as_dict().items():
                 setattr(self.totals, name, getattr(self.totals, name) + value)
+            succeeded = listed is not None and not report.errors
+            self._metrics.pass_finished(
+                report.as_dict(),
+                time.perf_counter() - timer,
+                self._clock.now().timestamp() if succeeded else None,
+            )
+            await self._count()
             level = logging.INFO if report else logging.DEBUG
             log.log(level, "reconciled", extra=report.as_dict())
             return report
+
+    async def _count(self) -> None:
+        """Live containers by state and tier, and tenants at quota, for the metrics."""
+
+        async def count(session: AsyncSession) -> tuple[dict[tuple[str, str], int], int]:
+            live = await rows.count_live_by_state_and_tier(session)
+            return live, await rows.count_tenants_at_quota(session, self._tenant_quota)
+
+        live, at_quota = await self._uow.read(count)
+        self._metrics.counted(live, at_quota)
 
     async def _list_upstream(self) -> dict[str, UpstreamContainer]:
         """Every container upstream by upstream id."""

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from agent_containers.domain.tools import ContainerSnapshot
+from agent_containers.observability.metrics import CacheMetrics, CacheSeries
 from agent_containers.store.notifications import Invalidation
 
 T = TypeVar("T")
@@ -41,13 +42,15 @@ class _Map(Generic[T]):
     flight are dropped, so the map stays as small as the loads in flight.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: CacheSeries) -> None:
         self.entries: dict[Key, tuple[T, float]] = {}
         self.versions: dict[Key, int] = {}
         self.loading: dict[Key, int] = {}
+        self.metrics = metrics
 
     def evict(self, key: Key) -> None:
-        self.entries.pop(key, None)
+        if self.entries.pop(key, None) is not None:
+            self.metrics.evicted["invalidated"].inc()
         if key in self.loading:
             self.versions[key] = self.versions.get(key, 0) + 1
 
@@ -62,21 +65,25 @@ class _Map(Generic[T]):
         else:
             self.versions.pop(key, None)
 
-    def clear(self) -> None:
+    def clear(self, reason: str) -> None:
+        if self.entries:
+            self.metrics.evicted[reason].inc(len(self.entries))
         self.entries.clear()
 
 
 class ResolutionCache:
     """Bindings and container snapshots for tool resolution, coherent across processes."""
 
-    def __init__(self, *, max_age_seconds: float, shared: bool) -> None:
+    def __init__(self, *, max_age_seconds: float, shared: bool, metrics: CacheMetrics) -> None:
         """`shared`: other processes write the same database (PostgreSQL); until the listener
         confirms it is connected the cache serves nothing."""
         self._max_age = max_age_seconds
-        self._bindings: _Map[uuid.UUID | None] = _Map()
-        self._containers: _Map[ContainerSnapshot | None] = _Map()
+        self._bindings: _Map[uuid.UUID | None] = _Map(metrics.series("binding"))
+        self._containers: _Map[ContainerSnapshot | None] = _Map(metrics.series("container"))
         self._epoch = 0
+        self._metrics = metrics
         self.serving = not shared
+        metrics.serving(self.serving)
         # The start of the newest complete reconciliation pass: RUNNING facts it left alone
         # were confirmed upstream as of then (None: none seen by this process yet).
         self.verified_through: datetime | None = None
@@ -119,6 +126,7 @@ class ResolutionCache:
         entry = cache.entries.get(key)
         if entry is not None and self.serving and time.monotonic() - entry[1] < self._max_age:
             self.hits += 1
+            cache.metrics.hit.inc()
             return entry[0]
         return MISS
 
@@ -133,6 +141,7 @@ class ResolutionCache:
         if not isinstance(found, Miss):
             return found
         self.misses += 1
+        cache.metrics.missed.inc()
         epoch = self._epoch
         version = cache.begin_load(key)
         try:
@@ -142,7 +151,7 @@ class ResolutionCache:
             )
             if current:
                 if len(cache.entries) >= MAX_ENTRIES:
-                    cache.entries.clear()  # crude bound; a full cache refills from hits
+                    cache.clear("full")  # crude bound; a full cache refills from hits
                 cache.entries[key] = (value, time.monotonic())
         finally:
             cache.end_load(key)
@@ -181,6 +190,7 @@ class ResolutionCache:
     def on_listener(self, connected: bool) -> None:
         """Forget everything on any change of the channel: evictions may have been missed."""
         self._epoch += 1
-        self._bindings.clear()
-        self._containers.clear()
+        self._bindings.clear("reset")
+        self._containers.clear("reset")
         self.serving = connected
+        self._metrics.serving(connected)

@@ -43,6 +43,7 @@ from agent_containers.domain.tools import (
     validate_agent_key,
     validate_config,
 )
+from agent_containers.observability.metrics import ResolutionMetrics
 from agent_containers.services.bindings import BindingService
 from agent_containers.services.container_refresh import ContainerRefresh
 from agent_containers.services.containers import ContainerService
@@ -108,8 +109,10 @@ class ToolResolutionService:
         *,
         liveness_max_age: timedelta,
         upstream_available: bool,
+        metrics: ResolutionMetrics,
     ) -> None:
         self._uow = uow
+        self._metrics = metrics
         self._containers = containers
         self._refresh = refresh
         self._liveness_max_age = liveness_max_age
@@ -138,12 +141,12 @@ class ToolResolutionService:
             )
             if violations:
                 raise InvalidArgument(violations)
-        return self._resolve(identity, request, self._policy)
+        return self._resolve(identity, request, self._policy, counted=True)
 
     async def resolve_spec(
         self, identity: Identity, agent_key: str, requests: Sequence[ToolRequest]
     ) -> list[Resolution]:
-        return await self._resolve_all(identity, agent_key, requests, self._policy)
+        return await self._resolve_all(identity, agent_key, requests, self._policy, counted=True)
 
     async def validate_spec(
         self, identity: Identity, agent_key: str, requests: Sequence[ToolRequest]
@@ -156,7 +159,7 @@ class ToolResolutionService:
             fallback_policy=FallbackPolicy.ERROR,
             expiry_margin=self._policy.expiry_margin,
         )
-        return await self._resolve_all(identity, agent_key, requests, strict)
+        return await self._resolve_all(identity, agent_key, requests, strict, counted=False)
 
     async def catalog(self, identity: Identity, agent_key: str) -> list[ToolEntry]:
         violations = validate_agent_key(agent_key)
@@ -195,8 +198,11 @@ class ToolResolutionService:
         agent_key: str,
         requests: Sequence[ToolRequest],
         policy: ResolutionPolicy,
+        *,
+        counted: bool,
     ) -> list[Resolution]:
-        """Every tool of a spec; all violations of all tools are reported at once."""
+        """Every tool of a spec; all violations of all tools are reported at once. `counted`:
+        the resolutions are what agents run with (not a validation's)."""
         if len(requests) > MAX_SPEC_TOOLS:
             raise InvalidArgument([FieldViolation("spec.tools", f"at most {MAX_SPEC_TOOLS} tools")])
         field_violations = validate_agent_key(agent_key)
@@ -215,7 +221,7 @@ class ToolResolutionService:
         unmet: list[PreconditionViolation] = []
         for request in requests:
             try:
-                resolutions.append(await self._resolve(identity, request, policy))
+                resolutions.append(await self._resolve(identity, request, policy, counted))
             except FailedPrecondition as error:
                 unmet += error.violations
         if unmet:
@@ -226,8 +232,13 @@ class ToolResolutionService:
             )
         return resolutions
 
+    def _counted(self, resolution: Resolution, counted: bool) -> Resolution:
+        if counted:
+            self._metrics.resolved(resolution.source, resolution.fallback_reason)
+        return resolution
+
     async def _resolve(
-        self, identity: Identity, request: ToolRequest, policy: ResolutionPolicy
+        self, identity: Identity, request: ToolRequest, policy: ResolutionPolicy, counted: bool
     ) -> Resolution:
         tenant = identity.tenant_id
         config = request.config
@@ -236,7 +247,7 @@ class ToolResolutionService:
         bound: uuid.UUID | None = None
         now = self._clock.now()
         if config.mode is ToolMode.AUTO and override is None:
-            return decide(request, None, None, now, policy)
+            return self._counted(decide(request, None, None, now, policy), counted)
         if override is None and named is None:
             peeked = self._cache.peek_binding(tenant, request.agent_key)
             bound = (
@@ -267,11 +278,15 @@ class ToolResolutionService:
                 if not facts_age_exceeds(
                     snapshot, self._cache.verified_through, now, self._liveness_max_age
                 ):
-                    return self._explicit(request.tool, candidate.source, snapshot)
+                    return self._counted(
+                        self._explicit(request.tool, candidate.source, snapshot), counted
+                    )
                 snapshot = await self._revalidate(tenant, snapshot)
                 reason = unfit_reason(snapshot, now, policy.expiry_margin)
                 if reason is None and snapshot is not None:
-                    return self._explicit(request.tool, candidate.source, snapshot)
+                    return self._counted(
+                        self._explicit(request.tool, candidate.source, snapshot), counted
+                    )
             if (
                 snapshot is not None
                 and snapshot.status is ContainerStatus.RUNNING
@@ -279,7 +294,7 @@ class ToolResolutionService:
             ):
                 snapshot = await self._confirm(identity, candidate.container_id, snapshot)
                 now = self._clock.now()
-        return decide(request, candidate, snapshot, now, policy)
+        return self._counted(decide(request, candidate, snapshot, now, policy), counted)
 
     def _explicit(self, tool: str, source: ToolSource, snapshot: ContainerSnapshot) -> Resolution:
         """The explicit answer for a live snapshot, one object per (tool, source, snapshot).

@@ -180,6 +180,30 @@ async def count_live(session: AsyncSession, tenant_id: str) -> int:
     return int(count or 0)
 
 
+async def count_live_by_state_and_tier(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """Live containers (CREATING, RUNNING) of every tenant by (state, memory tier): one grouped
+    scan of the live rows, for the metrics."""
+    rows = await session.execute(
+        sa.select(ContainerRecord.status, ContainerRecord.memory_limit, sa.func.count())
+        .where(ContainerRecord.status.in_(LIVE_STATUSES))
+        .group_by(ContainerRecord.status, ContainerRecord.memory_limit)
+    )
+    return {(status.value, tier): int(count) for status, tier, count in rows.all()}
+
+
+async def count_tenants_at_quota(session: AsyncSession, quota: int) -> int:
+    """Tenants holding at least `quota` live containers."""
+    at_quota = (
+        sa.select(ContainerRecord.tenant_id)
+        .where(ContainerRecord.status.in_(LIVE_STATUSES))
+        .group_by(ContainerRecord.tenant_id)
+        .having(sa.func.count() >= quota)
+        .subquery()
+    )
+    count = await session.scalar(sa.select(sa.func.count()).select_from(at_quota))
+    return int(count or 0)
+
+
 async def page(
     session: AsyncSession,
     tenant_id: str,

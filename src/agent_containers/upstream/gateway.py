@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import math
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar, cast
@@ -34,6 +36,7 @@ from agent_containers.domain.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from agent_containers.observability.metrics import UpstreamMetrics
 
 T = TypeVar("T")
 
@@ -184,10 +187,55 @@ def _skill(skill: Skill) -> Any:
     }
 
 
-async def _translated(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+def outcome_of(error: BaseException) -> str:
+    """The `outcome` label of an upstream operation that raised `error` (a small fixed set)."""
+    if isinstance(error, openai.NotFoundError):
+        return "not_found"
+    if isinstance(error, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(error, openai.InternalServerError):
+        return "server_error"
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        return "unauthorized"
+    if isinstance(error, openai.APIStatusError):
+        return "rejected"
+    if isinstance(error, openai.APITimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(error, openai.APIConnectionError):
+        return "connection_error"
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    return "error"
+
+
+OPERATIONS = (
+    "create",
+    "find_by_name",
+    "list",
+    "retrieve",
+    "delete",
+    "upload_file",
+    "copy_file",
+    "retrieve_file",
+    "list_files",
+    "delete_file",
+    "download_file",
+)
+"""The `operation` label values: one per gateway method."""
+
+# The gateway operation an HTTP request belongs to, for the hooks that see each attempt.
+_operation: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "upstream_operation", default="other"
+)
+
+
+async def _translated(
+    pieces: AsyncIterator[bytes], metrics: UpstreamMetrics
+) -> AsyncIterator[bytes]:
     """A body stream whose transport failures are the taxonomy's, like every other call's."""
     try:
         async for piece in pieces:
+            metrics.downloaded(len(piece))
             yield piece
     except openai.OpenAIError as error:
         raise translate_error(error) from error
@@ -202,29 +250,77 @@ class ContainersGateway:
     service's time budgets (domain/budgets.py) rest on that bound.
     """
 
-    def __init__(self, client: openai.AsyncOpenAI, *, budget_seconds: float) -> None:
+    def __init__(
+        self, client: openai.AsyncOpenAI, *, budget_seconds: float, metrics: UpstreamMetrics
+    ) -> None:
         self._client = client
         self._budget = budget_seconds
+        self._metrics = metrics
+        metrics.register(OPERATIONS)
 
     @classmethod
     def connect(
-        cls, *, api_key: str, base_url: str | None, timeout_seconds: float, max_retries: int
+        cls,
+        *,
+        api_key: str,
+        base_url: str | None,
+        timeout_seconds: float,
+        max_retries: int,
+        metrics: UpstreamMetrics,
     ) -> ContainersGateway:
+        async def request_sent(request: httpx2.Request) -> None:
+            # The SDK numbers its attempts in this header: anything but 0 is a retry.
+            if request.headers.get("x-stainless-retry-count", "0") != "0":
+                metrics.retried(_operation.get())
+
+        async def response_received(response: httpx2.Response) -> None:
+            if response.status_code == 429:
+                metrics.rate_limited(_operation.get())
+
         return cls(
             openai.AsyncOpenAI(
                 api_key=api_key,
                 base_url=base_url,
                 timeout=timeout_seconds,
                 max_retries=max_retries,
-                http_client=openai.DefaultAioHttpClient(timeout=timeout_seconds),
+                http_client=openai.DefaultAioHttpClient(
+                    timeout=timeout_seconds,
+                    event_hooks={"request": [request_sent], "response": [response_received]},
+                ),
             ),
             budget_seconds=timeout_seconds,
+            metrics=metrics,
         )
 
-    async def _call(self, call: Awaitable[T]) -> T:
+    def _begin(self, operation: str) -> tuple[contextvars.Token[str], float]:
+        """The operation starts: its HTTP requests are told which operation they belong to."""
+        return _operation.set(operation), time.perf_counter()
+
+    def _end(
+        self, operation: str, begun: tuple[contextvars.Token[str], float], outcome: str
+    ) -> None:
+        """The operation has its answer: counted by outcome, and timed."""
+        token, started = begun
+        _operation.reset(token)
+        self._metrics.finished(operation, outcome, time.perf_counter() - started)
+
+    @contextlib.contextmanager
+    def _observed(self, operation: str) -> Iterator[None]:
+        begun = self._begin(operation)
+        outcome = "ok"
         try:
-            async with asyncio.timeout(self._budget):
-                return await call
+            yield
+        except BaseException as error:
+            outcome = outcome_of(error)
+            raise
+        finally:
+            self._end(operation, begun, outcome)
+
+    async def _call(self, operation: str, call: Awaitable[T]) -> T:
+        try:
+            with self._observed(operation):
+                async with asyncio.timeout(self._budget):
+                    return await call
         except openai.OpenAIError as error:
             raise translate_error(error) from error
         except TimeoutError as error:
@@ -243,6 +339,7 @@ class ContainersGateway:
         # One attempt: the API takes no idempotency key, so a retried POST can leave a second
         # container upstream. The service looks the container up by name instead.
         created = await self._call(
+            "create",
             self._client.with_options(max_retries=0).containers.create(
                 name=name,
                 memory_limit=cast(MemoryLimit, memory_limit),
@@ -252,33 +349,35 @@ class ContainersGateway:
                     openai.omit if network_policy == DISABLED else _network_policy(network_policy)
                 ),
                 skills=[_skill(skill) for skill in skills] if skills else openai.omit,
-            )
+            ),
         )
         return _container(created)
 
     async def find_by_name(self, name: str) -> UpstreamContainer | None:
         """The newest container with exactly this name, or None. A list call: unlike a
         retrieve, it does not keep the container alive."""
-        page = await self._call(self._client.containers.list(name=name, limit=1, order="desc"))
+        page = await self._call(
+            "find_by_name", self._client.containers.list(name=name, limit=1, order="desc")
+        )
         return next((_container(raw) for raw in page.data if raw.name == name), None)
 
     async def list_all(self, *, page_size: int = 100) -> AsyncIterator[UpstreamContainer]:
         """Every container upstream, newest first, a page at a time (each page within the
         budget). Listing keeps nothing alive."""
-        page = await self._call(self._client.containers.list(limit=page_size, order="desc"))
+        page = await self._call("list", self._client.containers.list(limit=page_size, order="desc"))
         while True:
             for raw in page.data:
                 yield _container(raw)
             if not page.has_next_page():
                 return
-            page = await self._call(page.get_next_page())
+            page = await self._call("list", page.get_next_page())
 
     async def retrieve(self, openai_id: str) -> UpstreamContainer:
         """The container; upstream counts a retrieve as activity (a keep-alive)."""
-        return _container(await self._call(self._client.containers.retrieve(openai_id)))
+        return _container(await self._call("retrieve", self._client.containers.retrieve(openai_id)))
 
     async def delete(self, openai_id: str) -> None:
-        await self._call(self._client.containers.delete(openai_id))
+        await self._call("delete", self._client.containers.delete(openai_id))
 
     # --- files --------------------------------------------------------------------------------
 
@@ -297,18 +396,23 @@ class ContainersGateway:
                 "Content-Type: application/octet-stream\r\n\r\n"
             ).encode()
             async for piece in content:
+                self._metrics.uploaded(len(piece))
                 yield piece
             yield f"\r\n--{boundary}--\r\n".encode()
 
         try:
-            created = await self._client.with_options(max_retries=0).post(
-                f"/containers/{openai_container_id}/files",
-                content=body(),
-                cast_to=FileCreateResponse,
-                # Media types are case-insensitive (RFC 9110); spelt so, the SDK leaves the body
-                # alone instead of building its own multipart form, which would need it whole.
-                options={"headers": {"Content-Type": f"Multipart/form-data; boundary={boundary}"}},
-            )
+            with self._observed("upload_file"):
+                created = await self._client.with_options(max_retries=0).post(
+                    f"/containers/{openai_container_id}/files",
+                    content=body(),
+                    cast_to=FileCreateResponse,
+                    # Media types are case-insensitive (RFC 9110); spelt so, the SDK leaves the
+                    # body alone instead of building its own multipart form, which would need it
+                    # whole.
+                    options={
+                        "headers": {"Content-Type": f"Multipart/form-data; boundary={boundary}"}
+                    },
+                )
         except openai.OpenAIError as error:
             raise translate_error(error) from error
         return _file(created)
@@ -317,16 +421,18 @@ class ContainersGateway:
         """Copies an uploaded OpenAI file (`file-...`) into the container."""
         return _file(
             await self._call(
+                "copy_file",
                 self._client.with_options(max_retries=0).containers.files.create(
                     openai_container_id, file_id=openai_file_id
-                )
+                ),
             )
         )
 
     async def retrieve_file(self, openai_container_id: str, file_id: str) -> UpstreamFile:
         return _file(
             await self._call(
-                self._client.containers.files.retrieve(file_id, container_id=openai_container_id)
+                "retrieve_file",
+                self._client.containers.files.retrieve(file_id, container_id=openai_container_id),
             )
         )
 
@@ -335,18 +441,20 @@ class ContainersGateway:
     ) -> UpstreamFilePage:
         """One page of the container's files, oldest first, after the file id `after`."""
         page = await self._call(
+            "list_files",
             self._client.containers.files.list(
                 openai_container_id,
                 after=after if after else openai.omit,
                 limit=limit,
                 order="asc",
-            )
+            ),
         )
         return UpstreamFilePage([_file(raw) for raw in page.data], bool(page.has_more))
 
     async def delete_file(self, openai_container_id: str, file_id: str) -> None:
         await self._call(
-            self._client.containers.files.delete(file_id, container_id=openai_container_id)
+            "delete_file",
+            self._client.containers.files.delete(file_id, container_id=openai_container_id),
         )
 
     @contextlib.asynccontextmanager
@@ -355,13 +463,21 @@ class ContainersGateway:
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """The file's bytes as they arrive from upstream. Leaving the block closes the upstream
         response at once, read to the end or not (a caller that went away)."""
+        begun: tuple[contextvars.Token[str], float] | None = self._begin("download_file")
         try:
             async with self._client.containers.files.content.with_streaming_response.retrieve(
                 file_id, container_id=openai_container_id
             ) as response:
-                yield _translated(response.iter_bytes(chunk_bytes))
-        except openai.OpenAIError as error:
-            raise translate_error(error) from error
+                assert begun is not None
+                self._end("download_file", begun, "ok")  # the content starts: an answer
+                begun = None
+                yield _translated(response.iter_bytes(chunk_bytes), self._metrics)
+        except BaseException as error:
+            if begun is not None:  # it never started
+                self._end("download_file", begun, outcome_of(error))
+            if isinstance(error, openai.OpenAIError):
+                raise translate_error(error) from error
+            raise
 
     async def aclose(self) -> None:
         await self._client.close()
