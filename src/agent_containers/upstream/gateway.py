@@ -1,6 +1,14 @@
 """The OpenAI Containers API, through the official async SDK, in the service's own terms.
 
 SDK errors become the error taxonomy here, so nothing above this module knows about HTTP.
+
+With tracing on (a tracer given), every operation is one CLIENT span, `openai <operation>`
+(`openai containers.create`, ...), over all the SDK's attempts, carrying the HTTP method, the
+upstream host and port and the ids it names (never a key, a secret value or file content); a
+failure sets the span's status to ERROR with the error's reason (`error.type`) and the HTTP status
+when upstream answered. Each request carries the span's W3C `traceparent` (and `tracestate`), and
+nothing else of the caller's context: baggage stays here. The SDK's HTTP client (httpx2 over
+aiohttp) is not seen by the httpx instrumentation, hence the spans here.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import base64
 import contextlib
 import math
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar, cast
@@ -18,6 +26,9 @@ from typing import Any, Literal, TypeVar, cast
 import httpx2
 import openai
 from openai.types.containers import FileCreateResponse
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from agent_containers.domain.containers import UpstreamFacts
 from agent_containers.domain.create_options import (
@@ -36,6 +47,9 @@ from agent_containers.domain.errors import (
 )
 
 T = TypeVar("T")
+
+CONTAINER_ID = "openai.container.id"
+FILE_ID = "openai.file.id"
 
 MemoryLimit = Literal["1g", "4g", "16g", "64g"]
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -184,15 +198,49 @@ def _skill(skill: Skill) -> Any:
     }
 
 
-async def _translated(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _translated(pieces: AsyncIterator[bytes], span: Span | None) -> AsyncIterator[bytes]:
     """A body stream whose transport failures are the taxonomy's, like every other call's."""
     try:
         async for piece in pieces:
             yield piece
     except openai.OpenAIError as error:
-        raise translate_error(error) from error
+        raise _failed(span, translate_error(error), error) from error
     except httpx2.HTTPError as error:
-        raise UpstreamUnavailable("upstream broke off the file's content") from error
+        broken = UpstreamUnavailable("upstream broke off the file's content")
+        raise _failed(span, broken, error) from error
+
+
+# --- tracing ----------------------------------------------------------------------------------
+
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+
+
+async def _inject_trace_context(request: httpx2.Request) -> None:
+    """An httpx2 request hook: the current span's traceparent (and tracestate) on the request."""
+    _TRACE_CONTEXT.inject(request.headers)
+
+
+def _failed(
+    span: Span | None, error: DomainError, cause: BaseException | None = None
+) -> DomainError:
+    """Marks the span (if any) failed with the error (translated from `cause`, or raised from
+    it); returns the error, to be raised."""
+    if span is not None and span.is_recording():
+        cause = cause if cause is not None else error.__cause__
+        span.set_attribute("error.type", error.reason)
+        if isinstance(cause, openai.APIStatusError):
+            span.set_attribute("http.response.status_code", cause.status_code)
+        span.set_status(StatusCode.ERROR, error.reason)
+    return error
+
+
+def _current(span: Span | None) -> contextlib.AbstractContextManager[Any]:
+    """The span as the current one for the block (requests sent in it carry its traceparent)."""
+    if span is None:
+        return contextlib.nullcontext()
+    return trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    )
 
 
 class ContainersGateway:
@@ -202,26 +250,75 @@ class ContainersGateway:
     service's time budgets (domain/budgets.py) rest on that bound.
     """
 
-    def __init__(self, client: openai.AsyncOpenAI, *, budget_seconds: float) -> None:
+    def __init__(
+        self, client: openai.AsyncOpenAI, *, budget_seconds: float, tracer: Tracer | None = None
+    ) -> None:
         self._client = client
         self._budget = budget_seconds
+        self._tracer = tracer
+        url = client.base_url
+        self._server: dict[str, str | int] = {
+            "server.address": url.host,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+        }
 
     @classmethod
     def connect(
-        cls, *, api_key: str, base_url: str | None, timeout_seconds: float, max_retries: int
+        cls,
+        *,
+        api_key: str,
+        base_url: str | None,
+        timeout_seconds: float,
+        max_retries: int,
+        tracer: Tracer | None = None,
     ) -> ContainersGateway:
+        """The gateway over the SDK's aiohttp transport; with a tracer, traced (see above)."""
+        hooks = {"request": [_inject_trace_context]} if tracer is not None else None
         return cls(
             openai.AsyncOpenAI(
                 api_key=api_key,
                 base_url=base_url,
                 timeout=timeout_seconds,
                 max_retries=max_retries,
-                http_client=openai.DefaultAioHttpClient(timeout=timeout_seconds),
+                http_client=openai.DefaultAioHttpClient(timeout=timeout_seconds, event_hooks=hooks),
             ),
             budget_seconds=timeout_seconds,
+            tracer=tracer,
         )
 
-    async def _call(self, call: Awaitable[T]) -> T:
+    def _start(self, operation: str, method: str, ids: Mapping[str, str]) -> Span | None:
+        """The operation's CLIENT span, started (not current), or None with tracing off."""
+        if self._tracer is None:
+            return None
+        return self._tracer.start_span(
+            f"openai {operation}",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": method, **self._server, **ids},
+        )
+
+    @contextlib.contextmanager
+    def _span(self, operation: str, method: str, ids: Mapping[str, str]) -> Iterator[None]:
+        """The operation's span, current for the block, failed by a DomainError leaving it."""
+        span = self._start(operation, method, ids)
+        try:
+            with _current(span):
+                yield
+        except DomainError as error:
+            _failed(span, error)
+            raise
+        finally:
+            if span is not None:
+                span.end()
+
+    async def _call(self, operation: str, method: str, call: Awaitable[T], **ids: str) -> T:
+        """One upstream operation within the budget, its errors the taxonomy's; traced as
+        `openai <operation>` when tracing is on."""
+        if self._tracer is None:
+            return await self._budgeted(call)
+        with self._span(operation, method, ids):
+            return await self._budgeted(call)
+
+    async def _budgeted(self, call: Awaitable[T]) -> T:
         try:
             async with asyncio.timeout(self._budget):
                 return await call
@@ -243,6 +340,8 @@ class ContainersGateway:
         # One attempt: the API takes no idempotency key, so a retried POST can leave a second
         # container upstream. The service looks the container up by name instead.
         created = await self._call(
+            "containers.create",
+            "POST",
             self._client.with_options(max_retries=0).containers.create(
                 name=name,
                 memory_limit=cast(MemoryLimit, memory_limit),
@@ -252,33 +351,53 @@ class ContainersGateway:
                     openai.omit if network_policy == DISABLED else _network_policy(network_policy)
                 ),
                 skills=[_skill(skill) for skill in skills] if skills else openai.omit,
-            )
+            ),
+            **{"openai.container.name": name},
         )
         return _container(created)
 
     async def find_by_name(self, name: str) -> UpstreamContainer | None:
         """The newest container with exactly this name, or None. A list call: unlike a
         retrieve, it does not keep the container alive."""
-        page = await self._call(self._client.containers.list(name=name, limit=1, order="desc"))
+        page = await self._call(
+            "containers.list",
+            "GET",
+            self._client.containers.list(name=name, limit=1, order="desc"),
+            **{"openai.container.name": name},
+        )
         return next((_container(raw) for raw in page.data if raw.name == name), None)
 
     async def list_all(self, *, page_size: int = 100) -> AsyncIterator[UpstreamContainer]:
         """Every container upstream, newest first, a page at a time (each page within the
         budget). Listing keeps nothing alive."""
-        page = await self._call(self._client.containers.list(limit=page_size, order="desc"))
+        page = await self._call(
+            "containers.list", "GET", self._client.containers.list(limit=page_size, order="desc")
+        )
         while True:
             for raw in page.data:
                 yield _container(raw)
             if not page.has_next_page():
                 return
-            page = await self._call(page.get_next_page())
+            page = await self._call("containers.list", "GET", page.get_next_page())
 
     async def retrieve(self, openai_id: str) -> UpstreamContainer:
         """The container; upstream counts a retrieve as activity (a keep-alive)."""
-        return _container(await self._call(self._client.containers.retrieve(openai_id)))
+        return _container(
+            await self._call(
+                "containers.retrieve",
+                "GET",
+                self._client.containers.retrieve(openai_id),
+                **{CONTAINER_ID: openai_id},
+            )
+        )
 
     async def delete(self, openai_id: str) -> None:
-        await self._call(self._client.containers.delete(openai_id))
+        await self._call(
+            "containers.delete",
+            "DELETE",
+            self._client.containers.delete(openai_id),
+            **{CONTAINER_ID: openai_id},
+        )
 
     # --- files --------------------------------------------------------------------------------
 
@@ -300,33 +419,49 @@ class ContainersGateway:
                 yield piece
             yield f"\r\n--{boundary}--\r\n".encode()
 
+        span = self._start("containers.files.create", "POST", {CONTAINER_ID: openai_container_id})
         try:
-            created = await self._client.with_options(max_retries=0).post(
-                f"/containers/{openai_container_id}/files",
-                content=body(),
-                cast_to=FileCreateResponse,
-                # Media types are case-insensitive (RFC 9110); spelt so, the SDK leaves the body
-                # alone instead of building its own multipart form, which would need it whole.
-                options={"headers": {"Content-Type": f"Multipart/form-data; boundary={boundary}"}},
-            )
+            with _current(span):
+                created = await self._client.with_options(max_retries=0).post(
+                    f"/containers/{openai_container_id}/files",
+                    content=body(),
+                    cast_to=FileCreateResponse,
+                    # Media types are case-insensitive (RFC 9110); spelt so, the SDK leaves the
+                    # body alone instead of building its own multipart form (it would need it
+                    # whole).
+                    options={
+                        "headers": {"Content-Type": f"Multipart/form-data; boundary={boundary}"}
+                    },
+                )
+            if span is not None:
+                span.set_attribute(FILE_ID, created.id)
         except openai.OpenAIError as error:
-            raise translate_error(error) from error
+            raise _failed(span, translate_error(error), error) from error
+        finally:
+            if span is not None:
+                span.end()
         return _file(created)
 
     async def copy_openai_file(self, openai_container_id: str, openai_file_id: str) -> UpstreamFile:
         """Copies an uploaded OpenAI file (`file-...`) into the container."""
         return _file(
             await self._call(
+                "containers.files.create",
+                "POST",
                 self._client.with_options(max_retries=0).containers.files.create(
                     openai_container_id, file_id=openai_file_id
-                )
+                ),
+                **{CONTAINER_ID: openai_container_id, "openai.source_file.id": openai_file_id},
             )
         )
 
     async def retrieve_file(self, openai_container_id: str, file_id: str) -> UpstreamFile:
         return _file(
             await self._call(
-                self._client.containers.files.retrieve(file_id, container_id=openai_container_id)
+                "containers.files.retrieve",
+                "GET",
+                self._client.containers.files.retrieve(file_id, container_id=openai_container_id),
+                **{CONTAINER_ID: openai_container_id, FILE_ID: file_id},
             )
         )
 
@@ -335,18 +470,24 @@ class ContainersGateway:
     ) -> UpstreamFilePage:
         """One page of the container's files, oldest first, after the file id `after`."""
         page = await self._call(
+            "containers.files.list",
+            "GET",
             self._client.containers.files.list(
                 openai_container_id,
                 after=after if after else openai.omit,
                 limit=limit,
                 order="asc",
-            )
+            ),
+            **{CONTAINER_ID: openai_container_id},
         )
         return UpstreamFilePage([_file(raw) for raw in page.data], bool(page.has_more))
 
     async def delete_file(self, openai_container_id: str, file_id: str) -> None:
         await self._call(
-            self._client.containers.files.delete(file_id, container_id=openai_container_id)
+            "containers.files.delete",
+            "DELETE",
+            self._client.containers.files.delete(file_id, container_id=openai_container_id),
+            **{CONTAINER_ID: openai_container_id, FILE_ID: file_id},
         )
 
     @contextlib.asynccontextmanager
@@ -354,14 +495,27 @@ class ContainersGateway:
         self, openai_container_id: str, file_id: str, *, chunk_bytes: int
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """The file's bytes as they arrive from upstream. Leaving the block closes the upstream
-        response at once, read to the end or not (a caller that went away)."""
+        response at once, read to the end or not (a caller that went away).
+
+        Traced, the span lasts until the block is left, but is current only while the request
+        goes out: what the caller does in the block is not part of the upstream call."""
+        span = self._start(
+            "containers.files.content", "GET", {CONTAINER_ID: openai_container_id, FILE_ID: file_id}
+        )
         try:
-            async with self._client.containers.files.content.with_streaming_response.retrieve(
-                file_id, container_id=openai_container_id
-            ) as response:
-                yield _translated(response.iter_bytes(chunk_bytes))
+            async with contextlib.AsyncExitStack() as stack:
+                with _current(span):
+                    response = await stack.enter_async_context(
+                        self._client.containers.files.content.with_streaming_response.retrieve(
+                            file_id, container_id=openai_container_id
+                        )
+                    )
+                yield _translated(response.iter_bytes(chunk_bytes), span)
         except openai.OpenAIError as error:
-            raise translate_error(error) from error
+            raise _failed(span, translate_error(error), error) from error
+        finally:
+            if span is not None:
+                span.end()
 
     async def aclose(self) -> None:
         await self._client.close()
