@@ -98,11 +98,12 @@ def free_port() -> int:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any setting or key that would change the defaults."""
+    """The environment without any setting or key that would change the defaults (tracing's
+    OTEL_* variables included)."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("AGENT_CONTAINERS_") and key != "OPENAI_API_KEY"
+        if not key.startswith(("AGENT_CONTAINERS_", "OTEL_")) and key != "OPENAI_API_KEY"
     }
     env.update(extra)
     return env
