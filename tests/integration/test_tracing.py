@@ -45,6 +45,7 @@ CREATE = "/agentcontainers.v1.ContainerService/CreateContainer"
 LIST = "/agentcontainers.v1.ContainerService/ListContainers"
 UPLOAD = "/agentcontainers.v1.ContainerService/UploadContainerFile"
 DOWNLOAD = "/agentcontainers.v1.ContainerService/DownloadContainerFile"
+CONTENT = "openai containers.files.content"
 RECEIVERS: dict[str, type[OtlpGrpcReceiver] | type[OtlpHttpReceiver]] = {
     "grpc": OtlpGrpcReceiver,
     "http/protobuf": OtlpHttpReceiver,
@@ -133,6 +134,9 @@ async def test_a_create_is_one_trace_in_the_callers_trace(
         assert server.attributes["rpc.service"] == "agentcontainers.v1.ContainerService"
         assert server.attributes["rpc.method"] == "CreateContainer"
         assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.OK.value[0]
+        assert server.attributes["net.peer.ip"] == "127.0.0.1"
+        assert server.attributes["rpc.user_agent"].startswith("grpc-python")
+        assert server.status_code != STATUS_ERROR
         assert server.resource["service.name"] == "agent-containers"
         others = [span for span in spans if span is not server]
         assert all(descends_from(span, server, spans) for span in others), others
@@ -343,3 +347,26 @@ async def test_a_reconciler_pass_is_one_trace(traced: RunningService, receiver: 
     assert any(span.name == "openai containers.list" for span in mine)
     assert any("db.system" in span.attributes for span in mine)
     assert all(descends_from(span, reconcile, spans) for span in mine)
+
+
+async def test_a_download_the_caller_walks_away_from_ends_its_spans_cancelled(
+    traced: RunningService, receiver: SpanSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    container = await traced.create("walked-away")
+    uploaded = await upload(traced, container.id, "big.bin", b"y" * (8 * 1024 * 1024))
+    call = traced.containers.DownloadContainerFile(
+        container_service_pb2.DownloadContainerFileRequest(
+            container_id=container.id, file_id=uploaded.id
+        ),
+        metadata=identity(),
+    )
+    async for _ in call:
+        break
+    call.cancel()
+    await receiver.wait_for(lambda spans: has(DOWNLOAD)(spans) and has(CONTENT)(spans))
+    (server,) = receiver.named(DOWNLOAD)
+    assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
+    assert server.status_code != STATUS_ERROR
+    (content,) = receiver.named(CONTENT)
+    assert content.parent_span_id == server.span_id
+    assert not [r for r in caplog.records if r.name.startswith("opentelemetry")]
