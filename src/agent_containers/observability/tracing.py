@@ -1,7 +1,7 @@
 """OpenTelemetry traces, configured by the standard `OTEL_*` environment variables.
 
-Tracing is on when the environment asks for an exporter (`tracing_config` says exactly when);
-otherwise nothing is installed: no interceptor, no SQL event listener, no span on any path.
+Tracing is on when the environment asks for an exporter (`TracingConfig.from_env` says exactly
+when); otherwise nothing is installed: no interceptor, no SQL event listener, no span anywhere.
 
 When on, one `Tracing` holds an SDK TracerProvider (resource, sampler from `OTEL_TRACES_SAMPLER`,
 a BatchSpanProcessor per exporter) and hands it to the instrumentation:
