@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 
@@ -34,9 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level)
 
     if args.command == "serve":
+        from agent_containers.observability.tracing import TracingConfig, TracingConfigError
         from agent_containers.server import serve
 
-        asyncio.run(serve(settings))
+        try:
+            tracing = TracingConfig.from_env(os.environ)
+        except TracingConfigError as error:
+            sys.exit(f"invalid OpenTelemetry settings: {error}")
+        asyncio.run(serve(settings, tracing))
     elif args.command == "migrate":
         from agent_containers.store.migrations import upgrade_to_head
 

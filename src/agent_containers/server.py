@@ -39,6 +39,7 @@ from agent_containers.observability.access_log import AccessLog
 from agent_containers.observability.calls import CallKind, CallObserver
 from agent_containers.observability.endpoint import MetricsEndpoint
 from agent_containers.observability.metrics import Metrics
+from agent_containers.observability.tracing import Tracing, TracingConfig
 from agent_containers.services.bindings import BindingService
 from agent_containers.services.container_creation import ContainerCreation
 from agent_containers.services.container_refresh import ContainerRefresh
@@ -121,16 +122,25 @@ def _channel_options(settings: Settings) -> list[tuple[str, int]]:
 
 
 class AgentContainersServer:
-    """The service in one process: start() binds and serves, stop() drains and releases."""
+    """The service in one process: start() binds and serves, stop() drains and releases.
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    With `tracing`, its calls, SQL statements and upstream operations are traced (see
+    observability/tracing.py); stop() flushes and shuts it down. Without, nothing is installed.
+    """
+
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, tracing: Tracing | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        self.tracing = tracing
         self.port = 0
         self.emulator: EmulatorServer | None = None
         self.health = health_aio.HealthServicer()
         self.gate = ShutdownGate()
         self._engine = create_engine(settings.database_url)
+        if tracing is not None:
+            tracing.instrument(self._engine)
         self._gateway: ContainersGateway | None = None
         self.containers: ContainerService | None = None
         self.reconciler: Reconciler | None = None
@@ -224,13 +234,17 @@ class AgentContainersServer:
             delete_orphans=settings.reconciler_orphans is OrphanPolicy.DELETE,
             tenant_quota=settings.max_containers_per_tenant,
             metrics=self.metrics.reconciler,
+            tracer=self.tracing.tracer if self.tracing is not None else None,
         )
         self.metrics.grpc.register(service_methods())
         observers: list[CallObserver] = [self.metrics.grpc]
         if settings.access_log:
             observers.append(AccessLog())
+        # Tracing's interceptor outermost: its span is the current one in the gate, in the
+        # service interceptor and in the servicers (refused calls are traced too).
+        tracing_interceptors = [self.tracing.server_interceptor()] if self.tracing else []
         server = grpc.aio.server(
-            interceptors=[self.gate, ServiceInterceptor(observers)],
+            interceptors=[*tracing_interceptors, self.gate, ServiceInterceptor(observers)],
             options=_channel_options(settings),
         )
         files = ContainerFileService(
@@ -311,6 +325,7 @@ class AgentContainersServer:
 
     async def _connect_upstream(self) -> ContainersGateway:
         settings = self.settings
+        tracer = self.tracing.tracer if self.tracing is not None else None
         if settings.uses_emulator:
             self.emulator = EmulatorServer(clock=self.clock)
             await self.emulator.start()
@@ -325,6 +340,7 @@ class AgentContainersServer:
                 timeout_seconds=settings.openai_timeout_seconds,
                 max_retries=settings.openai_max_retries,
                 metrics=self.metrics.upstream,
+                tracer=tracer,
             )
         assert settings.openai_api_key is not None
         return ContainersGateway.connect(
@@ -333,6 +349,7 @@ class AgentContainersServer:
             timeout_seconds=settings.openai_timeout_seconds,
             max_retries=settings.openai_max_retries,
             metrics=self.metrics.upstream,
+            tracer=tracer,
         )
 
     async def stop(self, *, drain_seconds: float = 0.0) -> None:
@@ -375,6 +392,8 @@ class AgentContainersServer:
         if self.emulator is not None:
             await self.emulator.stop()
         await self._engine.dispose()
+        if self.tracing is not None:
+            await self.tracing.shutdown()  # what is still queued goes out, within a bound
         if self._metrics_endpoint is not None:  # last: scrapes see the shutdown through
             await self._metrics_endpoint.stop()
         self.metrics.process_stopped()
@@ -396,9 +415,17 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def serve(settings: Settings) -> None:
-    """Runs the service until SIGTERM or SIGINT, then shuts down gracefully (see stop())."""
-    server = AgentContainersServer(settings)
+async def serve(settings: Settings, tracing: TracingConfig | None = None) -> None:
+    """Runs the service until SIGTERM or SIGINT, then shuts down gracefully (see stop()).
+    Traced when `tracing` (read from the OTEL_* environment) is given."""
+    if tracing is not None:
+        log.info(
+            "tracing on",
+            extra={"exporters": ",".join(tracing.exporters), "protocol": tracing.protocol},
+        )
+    server = AgentContainersServer(
+        settings, tracing=Tracing.from_config(tracing) if tracing is not None else None
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

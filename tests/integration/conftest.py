@@ -23,7 +23,8 @@ NODE_PACKAGES = ("@grpc/grpc-js", "@grpc/proto-loader")
 
 @pytest.fixture
 async def start_service(migrated_database_url: str) -> AsyncIterator[StartService]:
-    """Starts a server with setting overrides; everything it started stops after the test."""
+    """Starts a server with setting overrides (and `tracing=`, a Tracing, to trace it);
+    everything it started stops after the test."""
     started: list[tuple[AgentContainersServer, EmulatorServer, grpc.aio.Channel]] = []
 
     async def start(**overrides: Any) -> RunningService:
@@ -31,8 +32,9 @@ async def start_service(migrated_database_url: str) -> AsyncIterator[StartServic
         emulator = EmulatorServer(clock=clock)
         await emulator.start()
         database_url = overrides.pop("database_url", migrated_database_url)
+        tracing = overrides.pop("tracing", None)
         server = AgentContainersServer(
-            service_settings(database_url, emulator, **overrides), clock=clock
+            service_settings(database_url, emulator, **overrides), clock=clock, tracing=tracing
         )
         port = await server.start(migrate=False)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

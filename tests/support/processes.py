@@ -113,13 +113,13 @@ def free_port() -> int:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any setting or key that would change the defaults, but one: the
-    metrics endpoint takes a free port (children running side by side would all want the
-    default one), unless `extra` says otherwise."""
+    """The environment without any setting or key that would change the defaults (tracing's
+    OTEL_* variables included), but one: the metrics endpoint takes a free port (children
+    running side by side would all want the default one), unless `extra` says otherwise."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("AGENT_CONTAINERS_")
+        if not key.startswith(("AGENT_CONTAINERS_", "OTEL_"))
         and key not in ("OPENAI_API_KEY", "PROMETHEUS_MULTIPROC_DIR")
     }
     env["AGENT_CONTAINERS_METRICS_LISTEN_ADDRESS"] = "127.0.0.1:0"

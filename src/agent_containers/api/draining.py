@@ -37,7 +37,8 @@ _POLL_SECONDS = 0.01
 
 
 class ShutdownGate(WrappingInterceptor):
-    """The outermost interceptor: open, it counts calls in flight; closed, it refuses new ones."""
+    """The outermost interceptor but tracing's: open, it counts calls in flight; closed, it
+    refuses new ones."""
 
     def __init__(self) -> None:
         super().__init__()

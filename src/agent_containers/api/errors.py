@@ -18,6 +18,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from opentelemetry import trace
 
 from agent_containers.domain import errors
 from agent_containers.domain.errors import (
@@ -174,8 +175,17 @@ def _set_status(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status
 def set_unexpected_status(
     method: str, error: Exception, context: grpc.aio.ServicerContext[Any, Any]
 ) -> None:
-    """INTERNAL with a trace id (logged with the error) and no internals."""
-    trace_id = uuid.uuid4().hex
+    """INTERNAL with a trace id (logged with the error) and no internals.
+
+    The trace id is the call's own when tracing is on (the caller's, when it sent one), and the
+    span records the error; otherwise a random one, found only in the log."""
+    span = trace.get_current_span()
+    span_context = span.get_span_context()
+    if span_context.is_valid:
+        trace_id = trace.format_trace_id(span_context.trace_id)
+        span.record_exception(error)
+    else:
+        trace_id = uuid.uuid4().hex
     log.exception("unexpected error", extra={"method": method, "trace_id": trace_id})
     info = error_details_pb2.ErrorInfo(
         reason="INTERNAL", domain=ERROR_DOMAIN, metadata={"trace_id": trace_id}

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
 from agent_containers.domain.errors import DatabaseUnavailable
 from agent_containers.store.database import ping
 from agent_containers.store.unit_of_work import UnitOfWork
@@ -51,8 +53,10 @@ class Readiness:
 
     async def _database_answers(self) -> bool:
         try:
-            async with asyncio.timeout(self._probe_timeout):
-                await self._uow.read(ping)
+            # Every 2 s on every replica: traced, each probe would be a trace of its own.
+            with suppress_instrumentation():
+                async with asyncio.timeout(self._probe_timeout):
+                    await self._uow.read(ping)
         except (DatabaseUnavailable, TimeoutError):
             return False
         except Exception as error:  # an outage the taxonomy does not know yet: not ready

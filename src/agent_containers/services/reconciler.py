@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
+from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_containers.domain.budgets import TimeBudgets
@@ -96,8 +97,10 @@ class Reconciler:
         delete_orphans: bool,
         tenant_quota: int,
         metrics: ReconcilerMetrics,
+        tracer: Tracer | None = None,
     ) -> None:
         self._uow = uow
+        self._tracer = tracer
         self._gateway = gateway
         self._creation = creation
         self._refresh = refresh
@@ -141,33 +144,42 @@ class Reconciler:
     async def run_once(self) -> ReconcileReport:
         """One pass (tests and the loop call it); passes never overlap in one process."""
         async with self._pass_lock:
-            report = ReconcileReport()
-            started = self._clock.now()
-            timer = time.perf_counter()
-            try:
-                listed = await self._list_upstream()
-            except DomainError as error:
-                report.errors += 1
-                log.warning("reconciler cannot list upstream", extra={"reason": error.reason})
-                listed = None
-            if listed is not None:
-                await self._settle_creating(listed, started, report)
-                await self._check_running(listed, started, report)
-                await self._sweep_orphans(listed, started, report)
-                if not report.errors:
-                    await self._announce(started)
-            for name, value in report.as_dict().items():
-                setattr(self.totals, name, getattr(self.totals, name) + value)
-            succeeded = listed is not None and not report.errors
-            self._metrics.pass_finished(
-                report.as_dict(),
-                time.perf_counter() - timer,
-                self._clock.now().timestamp() if succeeded else None,
-            )
-            await self._count()
-            level = logging.INFO if report else logging.DEBUG
-            log.log(level, "reconciled", extra=report.as_dict())
-            return report
+            if self._tracer is None:
+                return await self._pass()
+            # Traced, one pass is one trace: its SQL and upstream spans are this span's children.
+            with self._tracer.start_as_current_span("reconcile") as span:
+                report = await self._pass()
+                span.set_attributes({f"reconcile.{k}": v for k, v in report.as_dict().items()})
+                return report
+
+    async def _pass(self) -> ReconcileReport:
+        report = ReconcileReport()
+        started = self._clock.now()
+        timer = time.perf_counter()
+        try:
+            listed = await self._list_upstream()
+        except DomainError as error:
+            report.errors += 1
+            log.warning("reconciler cannot list upstream", extra={"reason": error.reason})
+            listed = None
+        if listed is not None:
+            await self._settle_creating(listed, started, report)
+            await self._check_running(listed, started, report)
+            await self._sweep_orphans(listed, started, report)
+            if not report.errors:
+                await self._announce(started)
+        for name, value in report.as_dict().items():
+            setattr(self.totals, name, getattr(self.totals, name) + value)
+        succeeded = listed is not None and not report.errors
+        self._metrics.pass_finished(
+            report.as_dict(),
+            time.perf_counter() - timer,
+            self._clock.now().timestamp() if succeeded else None,
+        )
+        await self._count()
+        level = logging.INFO if report else logging.DEBUG
+        log.log(level, "reconciled", extra=report.as_dict())
+        return report
 
     async def _count(self) -> None:
         """Live containers by state and tier, and tenants at quota, for the metrics."""

@@ -1,6 +1,14 @@
 """The OpenAI Containers API, through the official async SDK, in the service's own terms.
 
 SDK errors become the error taxonomy here, so nothing above this module knows about HTTP.
+
+With tracing on (a tracer given), every operation is one CLIENT span, `openai <operation>`
+(`openai containers.create`, ...), over all the SDK's attempts, carrying the HTTP method, the
+upstream host and port and the ids it names (never a key, a secret value or file content); a
+failure sets the span's status to ERROR with the error's reason (`error.type`) and the HTTP status
+when upstream answered. Each request carries the span's W3C `traceparent` (and `tracestate`), and
+nothing else of the caller's context: baggage stays here. The SDK's HTTP client (httpx2 over
+aiohttp) is not seen by the httpx instrumentation, hence the spans here.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import contextvars
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar, cast
@@ -20,6 +28,9 @@ from typing import Any, Literal, TypeVar, cast
 import httpx2
 import openai
 from openai.types.containers import FileCreateResponse
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from agent_containers.domain.containers import UpstreamFacts
 from agent_containers.domain.create_options import (
@@ -39,6 +50,9 @@ from agent_containers.domain.errors import (
 from agent_containers.observability.metrics import UpstreamMetrics
 
 T = TypeVar("T")
+
+CONTAINER_ID = "openai.container.id"
+FILE_ID = "openai.file.id"
 
 MemoryLimit = Literal["1g", "4g", "16g", "64g"]
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -208,20 +222,21 @@ def outcome_of(error: BaseException) -> str:
     return "error"
 
 
-OPERATIONS = (
-    "create",
-    "find_by_name",
-    "list",
-    "retrieve",
-    "delete",
-    "upload_file",
-    "copy_file",
-    "retrieve_file",
-    "list_files",
-    "delete_file",
-    "download_file",
-)
-"""The `operation` label values: one per gateway method."""
+OPERATIONS = {
+    "create": "containers.create",
+    "find_by_name": "containers.list",
+    "list": "containers.list",
+    "retrieve": "containers.retrieve",
+    "delete": "containers.delete",
+    "upload_file": "containers.files.create",
+    "copy_file": "containers.files.create",
+    "retrieve_file": "containers.files.retrieve",
+    "list_files": "containers.files.list",
+    "delete_file": "containers.files.delete",
+    "download_file": "containers.files.content",
+}
+"""One per gateway method: its `operation` metric label, and the upstream API operation it
+calls (its span is `openai <that>`)."""
 
 # The gateway operation an HTTP request belongs to, for the hooks that see each attempt.
 _operation: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -230,7 +245,7 @@ _operation: contextvars.ContextVar[str] = contextvars.ContextVar(
 
 
 async def _translated(
-    pieces: AsyncIterator[bytes], metrics: UpstreamMetrics
+    pieces: AsyncIterator[bytes], span: Span | None, metrics: UpstreamMetrics
 ) -> AsyncIterator[bytes]:
     """A body stream whose transport failures are the taxonomy's, like every other call's."""
     try:
@@ -238,9 +253,43 @@ async def _translated(
             metrics.downloaded(len(piece))
             yield piece
     except openai.OpenAIError as error:
-        raise translate_error(error) from error
+        raise _failed(span, translate_error(error), error) from error
     except httpx2.HTTPError as error:
-        raise UpstreamUnavailable("upstream broke off the file's content") from error
+        broken = UpstreamUnavailable("upstream broke off the file's content")
+        raise _failed(span, broken, error) from error
+
+
+# --- tracing ----------------------------------------------------------------------------------
+
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+
+
+async def _inject_trace_context(request: httpx2.Request) -> None:
+    """An httpx2 request hook: the current span's traceparent (and tracestate) on the request."""
+    _TRACE_CONTEXT.inject(request.headers)
+
+
+def _failed(
+    span: Span | None, error: DomainError, cause: BaseException | None = None
+) -> DomainError:
+    """Marks the span (if any) failed with the error (translated from `cause`, or raised from
+    it); returns the error, to be raised."""
+    if span is not None and span.is_recording():
+        cause = cause if cause is not None else error.__cause__
+        span.set_attribute("error.type", error.reason)
+        if isinstance(cause, openai.APIStatusError):
+            span.set_attribute("http.response.status_code", cause.status_code)
+        span.set_status(StatusCode.ERROR, error.reason)
+    return error
+
+
+def _current(span: Span | None) -> contextlib.AbstractContextManager[Any]:
+    """The span as the current one for the block (requests sent in it carry its traceparent)."""
+    if span is None:
+        return contextlib.nullcontext()
+    return trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    )
 
 
 class ContainersGateway:
@@ -251,12 +300,23 @@ class ContainersGateway:
     """
 
     def __init__(
-        self, client: openai.AsyncOpenAI, *, budget_seconds: float, metrics: UpstreamMetrics
+        self,
+        client: openai.AsyncOpenAI,
+        *,
+        budget_seconds: float,
+        metrics: UpstreamMetrics,
+        tracer: Tracer | None = None,
     ) -> None:
         self._client = client
         self._budget = budget_seconds
         self._metrics = metrics
-        metrics.register(OPERATIONS)
+        metrics.register(tuple(OPERATIONS))
+        self._tracer = tracer
+        url = client.base_url
+        self._server: dict[str, str | int] = {
+            "server.address": url.host,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+        }
 
     @classmethod
     def connect(
@@ -267,7 +327,10 @@ class ContainersGateway:
         timeout_seconds: float,
         max_retries: int,
         metrics: UpstreamMetrics,
+        tracer: Tracer | None = None,
     ) -> ContainersGateway:
+        """The gateway over the SDK's aiohttp transport; with a tracer, traced (see above)."""
+
         async def request_sent(request: httpx2.Request) -> None:
             # The SDK numbers its attempts in this header: anything but 0 is a retry.
             if request.headers.get("x-stainless-retry-count", "0") != "0":
@@ -277,6 +340,9 @@ class ContainersGateway:
             if response.status_code == 429:
                 metrics.rate_limited(_operation.get())
 
+        on_request: list[Any] = [request_sent]
+        if tracer is not None:
+            on_request.append(_inject_trace_context)
         return cls(
             openai.AsyncOpenAI(
                 api_key=api_key,
@@ -285,11 +351,12 @@ class ContainersGateway:
                 max_retries=max_retries,
                 http_client=openai.DefaultAioHttpClient(
                     timeout=timeout_seconds,
-                    event_hooks={"request": [request_sent], "response": [response_received]},
+                    event_hooks={"request": on_request, "response": [response_received]},
                 ),
             ),
             budget_seconds=timeout_seconds,
             metrics=metrics,
+            tracer=tracer,
         )
 
     def _begin(self, operation: str) -> tuple[contextvars.Token[str], float]:
@@ -316,7 +383,39 @@ class ContainersGateway:
         finally:
             self._end(operation, begun, outcome)
 
-    async def _call(self, operation: str, call: Awaitable[T]) -> T:
+    def _start(self, operation: str, method: str, ids: Mapping[str, str]) -> Span | None:
+        """The operation's CLIENT span, started (not current), or None with tracing off."""
+        if self._tracer is None:
+            return None
+        return self._tracer.start_span(
+            f"openai {OPERATIONS[operation]}",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": method, **self._server, **ids},
+        )
+
+    @contextlib.contextmanager
+    def _span(self, operation: str, method: str, ids: Mapping[str, str]) -> Iterator[None]:
+        """The operation's span, current for the block, failed by a DomainError leaving it."""
+        span = self._start(operation, method, ids)
+        try:
+            with _current(span):
+                yield
+        except DomainError as error:
+            _failed(span, error)
+            raise
+        finally:
+            if span is not None:
+                span.end()
+
+    async def _call(self, operation: str, method: str, call: Awaitable[T], **ids: str) -> T:
+        """One upstream operation within the budget, its errors the taxonomy's; traced as
+        `openai <operation>` when tracing is on."""
+        if self._tracer is None:
+            return await self._budgeted(operation, call)
+        with self._span(operation, method, ids):
+            return await self._budgeted(operation, call)
+
+    async def _budgeted(self, operation: str, call: Awaitable[T]) -> T:
         try:
             with self._observed(operation):
                 async with asyncio.timeout(self._budget):
@@ -340,6 +439,7 @@ class ContainersGateway:
         # container upstream. The service looks the container up by name instead.
         created = await self._call(
             "create",
+            "POST",
             self._client.with_options(max_retries=0).containers.create(
                 name=name,
                 memory_limit=cast(MemoryLimit, memory_limit),
@@ -350,6 +450,7 @@ class ContainersGateway:
                 ),
                 skills=[_skill(skill) for skill in skills] if skills else openai.omit,
             ),
+            **{"openai.container.name": name},
         )
         return _container(created)
 
@@ -357,27 +458,44 @@ class ContainersGateway:
         """The newest container with exactly this name, or None. A list call: unlike a
         retrieve, it does not keep the container alive."""
         page = await self._call(
-            "find_by_name", self._client.containers.list(name=name, limit=1, order="desc")
+            "find_by_name",
+            "GET",
+            self._client.containers.list(name=name, limit=1, order="desc"),
+            **{"openai.container.name": name},
         )
         return next((_container(raw) for raw in page.data if raw.name == name), None)
 
     async def list_all(self, *, page_size: int = 100) -> AsyncIterator[UpstreamContainer]:
         """Every container upstream, newest first, a page at a time (each page within the
         budget). Listing keeps nothing alive."""
-        page = await self._call("list", self._client.containers.list(limit=page_size, order="desc"))
+        page = await self._call(
+            "list", "GET", self._client.containers.list(limit=page_size, order="desc")
+        )
         while True:
             for raw in page.data:
                 yield _container(raw)
             if not page.has_next_page():
                 return
-            page = await self._call("list", page.get_next_page())
+            page = await self._call("list", "GET", page.get_next_page())
 
     async def retrieve(self, openai_id: str) -> UpstreamContainer:
         """The container; upstream counts a retrieve as activity (a keep-alive)."""
-        return _container(await self._call("retrieve", self._client.containers.retrieve(openai_id)))
+        return _container(
+            await self._call(
+                "retrieve",
+                "GET",
+                self._client.containers.retrieve(openai_id),
+                **{CONTAINER_ID: openai_id},
+            )
+        )
 
     async def delete(self, openai_id: str) -> None:
-        await self._call("delete", self._client.containers.delete(openai_id))
+        await self._call(
+            "delete",
+            "DELETE",
+            self._client.containers.delete(openai_id),
+            **{CONTAINER_ID: openai_id},
+        )
 
     # --- files --------------------------------------------------------------------------------
 
@@ -400,21 +518,27 @@ class ContainersGateway:
                 yield piece
             yield f"\r\n--{boundary}--\r\n".encode()
 
+        span = self._start("upload_file", "POST", {CONTAINER_ID: openai_container_id})
         try:
-            with self._observed("upload_file"):
+            with _current(span), self._observed("upload_file"):
                 created = await self._client.with_options(max_retries=0).post(
                     f"/containers/{openai_container_id}/files",
                     content=body(),
                     cast_to=FileCreateResponse,
                     # Media types are case-insensitive (RFC 9110); spelt so, the SDK leaves the
-                    # body alone instead of building its own multipart form, which would need it
-                    # whole.
+                    # body alone instead of building its own multipart form (it would need it
+                    # whole).
                     options={
                         "headers": {"Content-Type": f"Multipart/form-data; boundary={boundary}"}
                     },
                 )
+            if span is not None:
+                span.set_attribute(FILE_ID, created.id)
         except openai.OpenAIError as error:
-            raise translate_error(error) from error
+            raise _failed(span, translate_error(error), error) from error
+        finally:
+            if span is not None:
+                span.end()
         return _file(created)
 
     async def copy_openai_file(self, openai_container_id: str, openai_file_id: str) -> UpstreamFile:
@@ -422,9 +546,11 @@ class ContainersGateway:
         return _file(
             await self._call(
                 "copy_file",
+                "POST",
                 self._client.with_options(max_retries=0).containers.files.create(
                     openai_container_id, file_id=openai_file_id
                 ),
+                **{CONTAINER_ID: openai_container_id, "openai.source_file.id": openai_file_id},
             )
         )
 
@@ -432,7 +558,9 @@ class ContainersGateway:
         return _file(
             await self._call(
                 "retrieve_file",
+                "GET",
                 self._client.containers.files.retrieve(file_id, container_id=openai_container_id),
+                **{CONTAINER_ID: openai_container_id, FILE_ID: file_id},
             )
         )
 
@@ -442,19 +570,23 @@ class ContainersGateway:
         """One page of the container's files, oldest first, after the file id `after`."""
         page = await self._call(
             "list_files",
+            "GET",
             self._client.containers.files.list(
                 openai_container_id,
                 after=after if after else openai.omit,
                 limit=limit,
                 order="asc",
             ),
+            **{CONTAINER_ID: openai_container_id},
         )
         return UpstreamFilePage([_file(raw) for raw in page.data], bool(page.has_more))
 
     async def delete_file(self, openai_container_id: str, file_id: str) -> None:
         await self._call(
             "delete_file",
+            "DELETE",
             self._client.containers.files.delete(file_id, container_id=openai_container_id),
+            **{CONTAINER_ID: openai_container_id, FILE_ID: file_id},
         )
 
     @contextlib.asynccontextmanager
@@ -462,22 +594,27 @@ class ContainersGateway:
         self, openai_container_id: str, file_id: str, *, chunk_bytes: int
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """The file's bytes as they arrive from upstream. Leaving the block closes the upstream
-        response at once, read to the end or not (a caller that went away)."""
-        begun: tuple[contextvars.Token[str], float] | None = self._begin("download_file")
+        response at once, read to the end or not (a caller that went away).
+
+        Traced, the span lasts until the block is left, but is current only while the request
+        goes out: what the caller does in the block is not part of the upstream call."""
+        span = self._start(
+            "download_file", "GET", {CONTAINER_ID: openai_container_id, FILE_ID: file_id}
+        )
         try:
-            async with self._client.containers.files.content.with_streaming_response.retrieve(
-                file_id, container_id=openai_container_id
-            ) as response:
-                assert begun is not None
-                self._end("download_file", begun, "ok")  # the content starts: an answer
-                begun = None
-                yield _translated(response.iter_bytes(chunk_bytes), self._metrics)
-        except BaseException as error:
-            if begun is not None:  # it never started
-                self._end("download_file", begun, outcome_of(error))
-            if isinstance(error, openai.OpenAIError):
-                raise translate_error(error) from error
-            raise
+            async with contextlib.AsyncExitStack() as stack:
+                with _current(span), self._observed("download_file"):  # until the content starts
+                    response = await stack.enter_async_context(
+                        self._client.containers.files.content.with_streaming_response.retrieve(
+                            file_id, container_id=openai_container_id
+                        )
+                    )
+                yield _translated(response.iter_bytes(chunk_bytes), span, self._metrics)
+        except openai.OpenAIError as error:
+            raise _failed(span, translate_error(error), error) from error
+        finally:
+            if span is not None:
+                span.end()
 
     async def aclose(self) -> None:
         await self._client.close()
