@@ -1,20 +1,26 @@
-"""Throughput and latency of ToolResolutionService.ResolveTool against grpc.health.v1.Health/Check.
+"""Throughput and latency of ToolResolutionService.ResolveTool against grpc.health.v1.Health/Check,
+and what observability (metrics and tracing) costs ResolveTool.
 
-One run starts ONE server (`agent-containers serve`, the real command, on the embedded defaults
-but for a free loopback port and a temporary directory for its SQLite file, so the in-process
-emulator stands in for OpenAI), prepares state through the public API (a container, an agent bound
-to it), then drives both RPCs from separate client processes (grpc.aio, one channel each, a fixed
-number of calls in flight) and prints calls/s, p50/p99 latency, the CPU each side used, and the
-ratio of ResolveTool to Check throughput at each concurrency.
+One run starts TWO servers (`agent-containers serve`, the real command, on the embedded defaults
+but for free loopback ports and a temporary directory each for its SQLite file, so the in-process
+emulator stands in for OpenAI): `plain`, with metrics and tracing off, and `observed`, with the
+Prometheus endpoint on and OpenTelemetry tracing exporting every span over OTLP/gRPC to a receiver
+this process runs. It prepares state through the public API (a container, an agent bound to it),
+then drives ResolveTool and Check on `plain` and ResolveTool on `observed` from separate client
+processes (grpc.aio, one channel per server, a fixed number of calls in flight) and prints calls/s,
+p50/p99 latency, the CPU each side used, the ratio of ResolveTool to Check throughput, and the
+ratio of ResolveTool on `observed` to ResolveTool on `plain`, at each concurrency.
 
-Both RPCs are measured the same way, on the same server, in alternating time slices (ABBA order)
-so that machine noise hits both alike. Used by `make bench`; `--help` lists the knobs.
+Every RPC is measured the same way, in alternating time slices (ABC CBA order), so that machine
+noise hits all alike; only one server is driven at a time. Used by `make bench`; `--help` lists
+the knobs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -25,9 +31,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,11 +52,15 @@ from agentcontainers.v1 import (
     tool_service_pb2_grpc,
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 IDENTITY = (("x-tenant-id", "bench"), ("x-user-id", "bench"))
 AGENT_KEY = "bench-agent"
 TOOL = "code_interpreter"
-RPCS = ("ResolveTool", "Check")
+RPCS = ("ResolveTool", "Check", "ResolveTool+obs")
+SERVER_OF = {"ResolveTool": "plain", "Check": "plain", "ResolveTool+obs": "observed"}
+"""Which server each measured RPC goes to."""
 CALL_TIMEOUT_SECONDS = 10.0
 SLICE_GAP_SECONDS = 0.05  # lets the previous slice's in-flight calls drain
 
@@ -197,7 +210,7 @@ class Slot:
 
 
 def schedule(args: argparse.Namespace) -> list[Slot]:
-    """Per concurrency: a warm-up of each RPC, then measured slices in ABBA order."""
+    """Per concurrency: a warm-up of each RPC, then measured slices in ABC CBA order."""
     slots: list[Slot] = []
     offset = 0.0
 
@@ -226,36 +239,50 @@ def share(total: int, clients: int, index: int) -> int:
 
 async def drive(config: dict[str, Any]) -> dict[str, Any]:
     """Runs the schedule's slots for this client; returns its raw measurements."""
-    expected = Prepared(config["container_id"], config["openai_container_id"])
     index, clients = config["index"], config["clients"]
-    server_pid: int = config["server_pid"]
+    servers: dict[str, dict[str, Any]] = config["servers"]
     slots = [Slot(**slot) for slot in config["slots"]]
     max_calls: int = config["max_calls_per_slice"]
-    async with grpc.aio.insecure_channel(config["address"]) as channel:
-        resolve_stub = tool_service_pb2_grpc.ToolResolutionServiceStub(channel)
-        health_stub = health_pb2_grpc.HealthStub(channel)
+    async with contextlib.AsyncExitStack() as stack:
+        channels = {
+            name: await stack.enter_async_context(grpc.aio.insecure_channel(server["address"]))
+            for name, server in servers.items()
+        }
         resolve_message = resolve_request()
         check_message = health_pb2.HealthCheckRequest()
 
-        def resolve() -> Awaitable[Any]:
-            return resolve_stub.ResolveTool(
-                resolve_message, metadata=IDENTITY, timeout=CALL_TIMEOUT_SECONDS
-            )
+        def resolve(name: str) -> Callable[[], Awaitable[Any]]:
+            stub = tool_service_pb2_grpc.ToolResolutionServiceStub(channels[name])
+
+            def call() -> Awaitable[Any]:
+                return stub.ResolveTool(
+                    resolve_message, metadata=IDENTITY, timeout=CALL_TIMEOUT_SECONDS
+                )
+
+            return call
+
+        def resolve_problem(name: str) -> Callable[[Any], str | None]:
+            expected = Prepared(servers[name]["container_id"], servers[name]["openai_container_id"])
+            return lambda reply: resolved_problem(reply, expected)
+
+        health_stub = health_pb2_grpc.HealthStub(channels["plain"])
 
         def check() -> Awaitable[Any]:
             return health_stub.Check(check_message, timeout=CALL_TIMEOUT_SECONDS)
-
-        def resolve_problem(reply: Any) -> str | None:
-            return resolved_problem(reply, expected)
 
         def check_problem(reply: Any) -> str | None:
             serving = reply.status == health_pb2.HealthCheckResponse.SERVING
             return None if serving else f"Health/Check answered {reply.status}"
 
-        calls: dict[str, Callable[[], Awaitable[Any]]] = {"ResolveTool": resolve, "Check": check}
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {
+            "ResolveTool": resolve("plain"),
+            "Check": check,
+            "ResolveTool+obs": resolve("observed"),
+        }
         problems: dict[str, Callable[[Any], str | None]] = {
-            "ResolveTool": resolve_problem,
+            "ResolveTool": resolve_problem("plain"),
             "Check": check_problem,
+            "ResolveTool+obs": resolve_problem("observed"),
         }
         # The first answers must be the real path, before anything is timed.
         for rpc in RPCS:
@@ -279,6 +306,7 @@ async def drive(config: dict[str, Any]) -> dict[str, Any]:
             latencies: list[int] = []
             last: list[Any] = []
             call = calls[slot.rpc]
+            server_pid: int = servers[SERVER_OF[slot.rpc]]["pid"]
 
             async def worker(
                 call: Callable[[], Awaitable[Any]] = call,
@@ -338,17 +366,30 @@ def percentile(ordered: list[int], fraction: float) -> float:
     return ordered[rank - 1] / 1e6
 
 
-def run_clients(
-    args: argparse.Namespace, address: str, server_pid: int, prepared: Prepared
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Server:
+    """One `serve` process of the run."""
+
+    name: str
+    address: str
+    pid: int
+    prepared: Prepared
+
+
+def run_clients(args: argparse.Namespace, servers: dict[str, Server]) -> list[dict[str, Any]]:
     slots = schedule(args)
     measured_slices = args.slices * args.clients
     base = {
-        "address": address,
-        "server_pid": server_pid,
+        "servers": {
+            name: {
+                "address": server.address,
+                "pid": server.pid,
+                "container_id": server.prepared.container_id,
+                "openai_container_id": server.prepared.openai_container_id,
+            }
+            for name, server in servers.items()
+        },
         "clients": args.clients,
-        "container_id": prepared.container_id,
-        "openai_container_id": prepared.openai_container_id,
         "slots": [slot.__dict__ for slot in slots],
         "max_calls_per_slice": max(1, args.max_calls // measured_slices),
     }
@@ -428,42 +469,45 @@ def aggregate(outputs: list[dict[str, Any]]) -> dict[tuple[str, int], Figures]:
 def report(
     args: argparse.Namespace,
     figures: dict[tuple[str, int], Figures],
-    address: str,
-    server_pid: int,
-    prepared: Prepared,
+    servers: dict[str, Server],
+    observed: ObservedFigures,
 ) -> None:
     cores = nproc()
     print(
-        "agent-containers bench: ToolResolutionService/ResolveTool vs grpc.health.v1.Health/Check"
+        "agent-containers bench: ToolResolutionService/ResolveTool vs grpc.health.v1.Health/Check,"
+        " and ResolveTool with observability on"
     )
     print(
         f"machine: nproc {cores}, {cpu_model()}, Python {platform.python_version()}, "
         f"grpcio {grpc.__version__}, {platform.system()} {platform.release()}"
     )
+    plain, watched = servers["plain"], servers["observed"]
     print(
-        f"server: 1 process `agent-containers serve` (pid {server_pid}) on {address}, embedded "
-        "defaults, SQLite in a temp dir, in-process emulator"
+        f"servers: 2 processes `agent-containers serve`, embedded defaults, SQLite in a temp dir, "
+        f"in-process emulator: plain (pid {plain.pid}, {plain.address}) with metrics and tracing"
+        f" off; observed (pid {watched.pid}, {watched.address}) with the metrics endpoint on and"
+        f" every span exported over OTLP/gRPC to a receiver in the bench process"
     )
     print(
-        f"client: {args.clients} process(es), grpc.aio, one channel each, fixed calls in flight; "
-        f"the client runs on the same machine and shares its {cores} cores with the server"
+        f"client: {args.clients} process(es), grpc.aio, one channel per server, fixed calls in "
+        f"flight; the client runs on the same machine and shares its {cores} cores with the server"
     )
     if args.pin:
         print(
-            f"placement: server pinned to CPU {args.server_cpu} (all its threads), client(s) to "
-            f"CPU {args.client_cpu}; --no-pin lets the OS place them"
+            f"placement: servers pinned to CPU {args.server_cpu} (all their threads), client(s) "
+            f"and the OTLP receiver to CPU {args.client_cpu}; --no-pin lets the OS place them"
         )
     else:
         print("placement: not pinned; the OS schedules server and client threads on any core")
     print(
         f"phases: per concurrency, {args.warmup:g} s warm-up of each RPC, then {args.seconds:g} s "
-        f"per RPC in {args.slices} slices alternating ResolveTool/Check (ABBA); "
-        f"at most {args.max_calls} calls per RPC and concurrency"
+        f"per RPC in {args.slices} slices alternating ResolveTool/Check/ResolveTool+obs (ABC CBA);"
+        f" at most {args.max_calls} calls per RPC and concurrency"
     )
     print(
         f"ResolveTool: agent_key={AGENT_KEY} tool={TOOL} config empty -> "
-        f"TOOL_MODE_EXPLICIT / TOOL_SOURCE_BINDING {prepared.openai_container_id} "
-        "(checked on the first and the last answers of every slice)"
+        f"TOOL_MODE_EXPLICIT / TOOL_SOURCE_BINDING (checked on the first and the last answers of "
+        "every slice)"
     )
     print()
     header = (
@@ -501,6 +545,20 @@ def report(
             f"ResolveTool / Check throughput at {concurrency:>2} in flight: {ratio:.2f} "
             f"({verdict} the {args.target:.2f} target)"
         )
+    for concurrency in args.concurrency:
+        ratio = (
+            figures[("ResolveTool+obs", concurrency)].throughput
+            / figures[("ResolveTool", concurrency)].throughput
+        )
+        verdict = "meets" if ratio >= args.observed_target else "BELOW"
+        print(
+            f"ResolveTool observability on / off at {concurrency:>2} in flight: {ratio:.2f} "
+            f"({verdict} the {args.observed_target:.2f} target)"
+        )
+    print(
+        f"observed server: {observed.spans} spans reached the OTLP receiver; its /metrics counted "
+        f"{observed.resolve_calls:.0f} ResolveTool calls handled"
+    )
 
 
 def main() -> None:
@@ -522,13 +580,43 @@ def main() -> None:
     )
     parser.add_argument("--target", type=float, default=0.8, help="ResolveTool/Check ratio")
     parser.add_argument(
+        "--observed-target",
+        type=float,
+        default=0.9,
+        help="ResolveTool with observability on / off ratio",
+    )
+    parser.add_argument(
         "--no-pin",
         dest="pin",
         action="store_false",
         help="let the OS place the processes (default: server on CPU 0, clients on CPU 1)",
     )
+    parser.add_argument(
+        "--sample-ratio",
+        type=float,
+        default=0.01,
+        help="the observed server's trace sampling ratio (parentbased_traceidratio)",
+    )
+    parser.add_argument(
+        "--plain-env",
+        type=lambda text: dict([text.split("=", 1)]),
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for the plain server (repeatable)",
+    )
+    parser.add_argument(
+        "--observed-env",
+        type=lambda text: dict([text.split("=", 1)]),
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for the observed server (repeatable)",
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: run as a client process
     args = parser.parse_args()
+    args.plain_env = {key: value for pair in args.plain_env for key, value in pair.items()}
+    args.observed_env = {key: value for pair in args.observed_env for key, value in pair.items()}
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     args.pin = args.pin and len(cpus) >= 2
     args.server_cpu = cpus[0] if args.pin else None
@@ -539,34 +627,125 @@ def main() -> None:
     if args.clients < 1 or args.slices < 1 or min(args.concurrency) < 1:
         parser.error("--clients, --slices and every --concurrency must be at least 1")
 
-    address = f"127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_CONTAINERS_")}
-    env.pop("OPENAI_API_KEY", None)
-    env["AGENT_CONTAINERS_LISTEN_ADDRESS"] = address
-    with tempfile.TemporaryDirectory(prefix="agent-containers-bench-") as workdir:
-        log = Path(workdir) / "server.log"
-        with log.open("wb") as log_file:
-            server = subprocess.Popen(
-                pinned(serve_command(), args.server_cpu),
-                cwd=workdir,
-                env=env,
-                stdout=log_file,
-                stderr=log_file,
-            )
-        try:
-            wait_serving(address, server, log)
-            prepared = prepare(address)
-            outputs = run_clients(args, address, server.pid, prepared)
-            if server.poll() is not None:
-                sys.exit(f"the server exited during the run:\n{tail(log)}")
-            report(args, aggregate(outputs), address, server.pid, prepared)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+    if args.pin:  # the OTLP receiver in this process shares the clients' CPU
+        os.sched_setaffinity(0, {args.client_cpu})
+    receiver = SpanReceiver()
+    metrics_address = f"127.0.0.1:{free_port()}"
+    base_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AGENT_CONTAINERS_", "OTEL_")) and k != "OPENAI_API_KEY"
+    }
+    environments = {
+        "plain": {**base_env, "AGENT_CONTAINERS_METRICS_LISTEN_ADDRESS": "", **args.plain_env},
+        "observed": {
+            **base_env,
+            "AGENT_CONTAINERS_METRICS_LISTEN_ADDRESS": metrics_address,
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(args.sample_ratio),
+            **args.observed_env,
+        },
+    }
+    with contextlib.ExitStack() as stack:
+        stack.callback(receiver.stop)
+        servers: dict[str, Server] = {}
+        logs: dict[str, Path] = {}
+        for name, env in environments.items():
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ac-bench-")))
+            address = f"127.0.0.1:{free_port()}"
+            logs[name] = workdir / "server.log"
+            with logs[name].open("wb") as log_file:
+                process = subprocess.Popen(
+                    pinned(serve_command(), args.server_cpu),
+                    cwd=workdir,
+                    env={**env, "AGENT_CONTAINERS_LISTEN_ADDRESS": address},
+                    stdout=log_file,
+                    stderr=log_file,
+                )
+            stack.callback(stop_server, process)
+            wait_serving(address, process, logs[name])
+            servers[name] = Server(name, address, process.pid, prepare(address))
+        outputs = run_clients(args, servers)
+        for name, server in servers.items():
+            if not Path(f"/proc/{server.pid}").exists():
+                sys.exit(f"the {name} server exited during the run:\n{tail(logs[name])}")
+        observed = ObservedFigures(
+            spans=receiver.wait_for_spans(), resolve_calls=handled_calls(metrics_address)
+        )
+        report(args, aggregate(outputs), servers, observed)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# --- observability: where the observed server's spans and metrics go ----------------------
+
+
+@dataclass(frozen=True)
+class ObservedFigures:
+    spans: int
+    resolve_calls: float
+
+
+class SpanReceiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP/gRPC trace receiver that counts the spans it is sent and keeps nothing else."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        self._lock = threading.Lock()
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2),
+            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+        )
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        count = sum(
+            len(scope.spans)
+            for resource in request.resource_spans
+            for scope in resource.scope_spans
+        )
+        with self._lock:
+            self.spans += count
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def wait_for_spans(self, seconds: float = 10.0) -> int:
+        """The spans received once the exporter has flushed (its batches leave every 5 s)."""
+        deadline = time.monotonic() + seconds
+        last = -1
+        while time.monotonic() < deadline and self.spans != last:
+            last = self.spans
+            time.sleep(6)
+        return self.spans
+
+    def stop(self) -> None:
+        self._server.stop(None)
+
+
+def handled_calls(metrics_address: str) -> float:
+    """ResolveTool calls the observed server's /metrics says it handled."""
+    with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "grpc_server_handled_total"
+        and sample.labels.get("grpc_method") == "ResolveTool"
+    )
 
 
 if __name__ == "__main__":
