@@ -472,7 +472,7 @@ def report(
     servers: dict[str, Server],
     observed: ObservedFigures,
 ) -> None:
-    cores = nproc()
+    cores = args.cores
     print(
         "agent-containers bench: ToolResolutionService/ResolveTool vs grpc.health.v1.Health/Check,"
         " and ResolveTool with observability on"
@@ -486,7 +486,8 @@ def report(
         f"servers: 2 processes `agent-containers serve`, embedded defaults, SQLite in a temp dir, "
         f"in-process emulator: plain (pid {plain.pid}, {plain.address}) with metrics and tracing"
         f" off; observed (pid {watched.pid}, {watched.address}) with the metrics endpoint on and"
-        f" every span exported over OTLP/gRPC to a receiver in the bench process"
+        f" tracing on, calls sampled at {args.sample_ratio:g} (parentbased_traceidratio), spans"
+        " exported over OTLP/gRPC to a receiver in the bench process; both write the access log"
     )
     print(
         f"client: {args.clients} process(es), grpc.aio, one channel per server, fixed calls in "
@@ -627,6 +628,7 @@ def main() -> None:
     if args.clients < 1 or args.slices < 1 or min(args.concurrency) < 1:
         parser.error("--clients, --slices and every --concurrency must be at least 1")
 
+    args.cores = nproc()
     if args.pin:  # the OTLP receiver in this process shares the clients' CPU
         os.sched_setaffinity(0, {args.client_cpu})
     receiver = SpanReceiver()

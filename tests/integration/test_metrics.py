@@ -287,8 +287,10 @@ async def test_reconciler_counts_and_container_gauges(start_service: StartServic
 async def test_an_adopted_orphan_is_counted_settled_and_adopted(
     start_service: StartService,
 ) -> None:
-    service = await start_service(openai_timeout_seconds=0.3)
-    service.emulator.state.delays["containers.create"] = 0.8
+    # A 1 s timeout, not less: on a loaded machine the request must reach upstream in full
+    # before the client gives up, or upstream never does the work.
+    service = await start_service(openai_timeout_seconds=1.0)
+    service.emulator.state.delays["containers.create"] = 2.0
     with pytest.raises(grpc.aio.AioRpcError):
         await service.create("adoptee")
     found = await scraped(service)

@@ -59,14 +59,16 @@ async def test_a_late_create_converges_on_one_container_through_a_retry(
 ) -> None:
     """Upstream hangs past the timeout, then creates the container late. The caller retries
     with the same request id, as the docs advise: one container upstream, one RUNNING row."""
-    service = await start_service(openai_timeout_seconds=0.3)
-    service.emulator.state.delays["containers.create"] = 0.8
+    # A 1 s timeout, not less: on a loaded machine the request must still reach upstream in full
+    # before the client gives up, or upstream never does the work at all.
+    service = await start_service(openai_timeout_seconds=1.0)
+    service.emulator.state.delays["containers.create"] = 2.0
     request_id = str(uuid.uuid4())
     with pytest.raises(grpc.aio.AioRpcError) as timed_out:
         await service.create("late", request_id=request_id)
     assert timed_out.value.code() == grpc.StatusCode.UNAVAILABLE
     assert await states(service) == {"late": State.CONTAINER_STATE_CREATING}
-    service.clock.advance(seconds=6)  # past the create's budget: it is no longer in flight
+    service.clock.advance(seconds=8)  # past the create's budget: it is no longer in flight
     with pytest.raises(grpc.aio.AioRpcError) as too_soon:  # upstream has not made it yet
         await service.create("late", request_id=request_id)
     assert too_soon.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -83,11 +85,11 @@ async def test_a_late_create_converges_on_one_container_through_a_retry(
 async def test_a_late_create_is_settled_by_the_reconciler_without_any_call(
     start_service: StartService,
 ) -> None:
-    service = await start_service(openai_timeout_seconds=0.3)
-    service.emulator.state.delays["containers.create"] = 0.8
+    service = await start_service(openai_timeout_seconds=1.0)  # see the test above
+    service.emulator.state.delays["containers.create"] = 2.0
     with pytest.raises(grpc.aio.AioRpcError):
         await service.create("late")
-    service.clock.advance(seconds=6)
+    service.clock.advance(seconds=8)
     await service.reconcile()  # right after the timeout: nothing found is not an answer
     assert await states(service) == {"late": State.CONTAINER_STATE_CREATING}
     await wait_until_upstream_has(service, 1)
@@ -133,8 +135,10 @@ async def test_orphans_are_only_reported_when_told(start_service: StartService) 
 async def test_an_orphan_whose_row_is_still_creating_is_adopted(
     start_service: StartService,
 ) -> None:
-    service = await start_service(openai_timeout_seconds=0.3)
-    service.emulator.state.delays["containers.create"] = 0.8
+    # A 1 s timeout, not less: on a loaded machine the request must reach upstream in full
+    # before the client gives up, or upstream never does the work.
+    service = await start_service(openai_timeout_seconds=1.0)
+    service.emulator.state.delays["containers.create"] = 2.0
     with pytest.raises(grpc.aio.AioRpcError):
         await service.create("adoptee")
     await wait_until_upstream_has(service, 1)
