@@ -166,6 +166,7 @@ class AgentContainersServer:
             else None
         )
         self._health_reporter: HealthReporter | None = None
+        self._access_log: AccessLog | None = None
 
     async def start(self, *, migrate: bool = True) -> int:
         """Migrates the database (unless told not to), binds and serves; returns the port."""
@@ -239,7 +240,8 @@ class AgentContainersServer:
         self.metrics.grpc.register(service_methods())
         observers: list[CallObserver] = [self.metrics.grpc]
         if settings.access_log:
-            observers.append(AccessLog())
+            self._access_log = AccessLog()
+            observers.append(self._access_log)
         # Tracing's interceptor outermost: its span is the current one in the gate, in the
         # service interceptor and in the servicers (refused calls are traced too).
         tracing_interceptors = [self.tracing.server_interceptor()] if self.tracing else []
@@ -397,6 +399,8 @@ class AgentContainersServer:
         if self._metrics_endpoint is not None:  # last: scrapes see the shutdown through
             await self._metrics_endpoint.stop()
         self.metrics.process_stopped()
+        if self._access_log is not None:
+            self._access_log.close()
         log.info(
             "stopped",
             extra={

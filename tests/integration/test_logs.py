@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -50,9 +51,10 @@ SERVICE = "/agentcontainers.v1.ContainerService"
 
 
 @pytest.fixture
-def lines() -> Iterator[Lines]:
-    """Every line the process logs at INFO and above during the test, through the service's
-    own formatter, parsed (each line must be one JSON object)."""
+def lines(capsys: pytest.CaptureFixture[str]) -> Iterator[Lines]:
+    """Every line the process logs at INFO and above during the test, parsed (each line must be
+    one JSON object): the standard-library lines through the service's own formatter, and the
+    access lines, which structlog writes straight to stderr (read from pytest's capture)."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter())
@@ -60,8 +62,16 @@ def lines() -> Iterator[Lines]:
     level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    written: list[str] = []
+
+    def parsed() -> list[dict[str, Any]]:
+        sys.stderr.flush()
+        written.append(capsys.readouterr().err)
+        text = stream.getvalue() + "".join(written)
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
     try:
-        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+        yield parsed
     finally:
         root.removeHandler(handler)
         root.setLevel(level)

@@ -2,31 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from agent_containers.api.identity import current_identity
 from agent_containers.observability.call_context import current_call, trace_ids
 from agent_containers.observability.calls import CallKind, FinishedCall
+from agent_containers.observability.logging import call_line_logger
 
 ACCESS_LOGGER = "agent_containers.access"
+FLUSH_AFTER_SECONDS = 0.5
+"""The longest an access line waits in stderr's buffer (other lines flush it sooner)."""
 
 
 class AccessLog:
-    """A CallObserver writing `call` at INFO on logger `agent_containers.access`: method, kind,
+    """A CallObserver writing `call` at INFO as logger `agent_containers.access`: method, kind,
     code, reason, duration, tenant, user, request id, trace and span ids, peer.
 
-    Nothing of the request or its metadata beyond those: no body, no credentials. With the logger
-    above INFO a call costs one level check.
+    Nothing of the request or its metadata beyond those: no body, no credentials. With the
+    logger above INFO (AGENT_CONTAINERS_LOG_LEVEL) a call costs one level check. Lines are written
+    by structlog's fast path (observability/logging.call_line_logger) and flushed within
+    FLUSH_AFTER_SECONDS, and at close().
     """
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
-        self._log = logger or logging.getLogger(ACCESS_LOGGER)
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        line_logger: tuple[Any, Callable[[], None]] | None = None,
+    ) -> None:
+        self._level_of = logger or logging.getLogger(ACCESS_LOGGER)
+        self._lines, self._flush = line_logger or call_line_logger(ACCESS_LOGGER)
+        self._flush_pending: asyncio.TimerHandle | None = None
 
     def call_started(self, method: str, kind: CallKind) -> None:
         pass
 
     def call_finished(self, call: FinishedCall) -> None:
-        if not self._log.isEnabledFor(logging.INFO):
+        if not self._level_of.isEnabledFor(logging.INFO):
             return
         try:
             identity = current_identity()
@@ -36,19 +50,31 @@ class AccessLog:
             tenant_id = user_id = None
         context = current_call()
         trace_id, span_id = trace_ids()
-        self._log.info(
+        self._lines.info(
             "call",
-            extra={
-                "method": call.method,
-                "kind": call.kind.value,
-                "code": call.code.name,
-                "reason": call.reason,
-                "duration_ms": round(call.seconds * 1000, 3),
-                "tenant_id": tenant_id,
-                "user_id": user_id,
-                "request_id": context.request_id if context is not None else None,
-                "trace_id": trace_id,
-                "span_id": span_id,
-                "peer": call.context.peer(),
-            },
+            method=call.method,
+            kind=call.kind.value,
+            code=call.code.name,
+            reason=call.reason,
+            duration_ms=round(call.seconds * 1000, 3),
+            tenant_id=tenant_id,
+            user_id=user_id,
+            request_id=context.request_id if context is not None else None,
+            trace_id=trace_id,
+            span_id=span_id,
+            peer=call.context.peer(),
         )
+        if self._flush_pending is None:
+            self._flush_pending = asyncio.get_running_loop().call_later(
+                FLUSH_AFTER_SECONDS, self._flush_now
+            )
+
+    def _flush_now(self) -> None:
+        self._flush_pending = None
+        self._flush()
+
+    def close(self) -> None:
+        """Flushes what is written (at stop)."""
+        if self._flush_pending is not None:
+            self._flush_pending.cancel()
+        self._flush_now()

@@ -8,8 +8,10 @@ call_context), and `exception` with a traceback when there is one.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -52,6 +54,55 @@ def formatter() -> structlog.stdlib.ProcessorFormatter:
             structlog.processors.JSONRenderer(default=str),
         ],
     )
+
+
+class _StderrBytes:
+    """stderr's byte stream, looked up at each write (tests and embedders may replace stderr),
+    flushed only when asked: lines gather in its buffer instead of costing a write each."""
+
+    def write(self, data: bytes) -> None:
+        sys.stderr.buffer.write(data)
+
+    def flush(self) -> None:
+        """Nothing: structlog flushes after every line; the owner calls flush_now()."""
+
+    @staticmethod
+    def flush_now() -> None:
+        sys.stderr.flush()
+
+
+def _json_bytes(event: EventDict, **options: Any) -> bytes:
+    return json.dumps(event, **options).encode()
+
+
+def call_line_logger(name: str) -> tuple[Any, Callable[[], None]]:
+    """A logger for a line on every call (the access log), and the function that flushes it.
+
+    The line is the same JSON as every other line (time, level, logger, message first), made by
+    structlog's own fast path instead of a standard-library record and the ProcessorFormatter, and
+    written into stderr's buffer without a flush each: 40% fewer instructions a line (callgrind).
+    Lines of other loggers flush it as they are written; the owner flushes it soon after a line
+    (and at stop), so a quiet service shows its last calls within a moment.
+    """
+    stream = _StderrBytes()
+
+    def named(_logger: Any, _method: str, event: EventDict) -> EventDict:
+        event["logger"] = name
+        return event
+
+    logger = structlog.wrap_logger(
+        structlog.BytesLogger(stream),  # type: ignore[arg-type]
+        processors=[
+            structlog.processors.add_log_level,
+            named,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+            _ordered,
+            structlog.processors.JSONRenderer(serializer=_json_bytes, default=str),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=True,
+    )
+    return logger, stream.flush_now
 
 
 def configure_logging(level: str) -> None:
