@@ -91,13 +91,21 @@ class ServerSpans(WrappingInterceptor):
         super().__init__()
         self._tracer = tracer
         self._propagator = get_global_textmap()
+        # The metadata keys the propagators read: a call that carries none of them (most calls)
+        # starts a new trace without running the propagators at all.
+        self._fields = frozenset(self._propagator.fields)
 
     def _start(
         self, method: str, attributes: dict[str, str], context: ServicerContext
     ) -> tuple[Span, Context]:
         """The call's span, started, and the OpenTelemetry context to run the call in."""
         metadata = cast(Metadata, context.invocation_metadata() or ())
-        parent = self._propagator.extract(metadata, getter=_GETTER)
+        fields = self._fields
+        parent = (
+            self._propagator.extract(metadata, getter=_GETTER)
+            if any(key in fields for key, _ in metadata)
+            else None
+        )
         span = self._tracer.start_span(method, parent, SpanKind.SERVER, attributes)
         if span.is_recording():
             # Now, not at the end: the peer of a call that was cancelled is gone, and asking
