@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
 import sys
 import uuid
@@ -357,3 +358,38 @@ async def test_no_secret_token_or_file_content_reaches_the_logs_or_the_database(
     for what, needle in needles.items():
         assert needle not in stderr, f"the {what} is in the logs"
         assert needle.encode() not in stored, f"the {what} is in the database"
+
+
+async def test_a_call_its_caller_cancelled_is_logged_with_its_peer(
+    service: RunningService, lines: Lines
+) -> None:
+    """The access line of a call its caller cancelled names the peer as read when the call
+    arrived (asking grpc.aio for a cancelled call's peer can crash the process), and the server
+    goes on serving."""
+    stub = service.containers
+    container = await service.create("walked-away")
+
+    async def big() -> AsyncIterator[Any]:  # 16 MiB in pieces under the request limit
+        yield pb.UploadContainerFileRequest(container_id=container.id, filename="big.bin")
+        for _ in range(32):
+            piece = os.urandom(512 * 1024)
+            yield pb.UploadContainerFileRequest(content=httpbody_pb2.HttpBody(data=piece))
+
+    uploaded = await stub.UploadContainerFile(big(), metadata=sent())
+    call = stub.DownloadContainerFile(
+        pb.DownloadContainerFileRequest(container_id=container.id, file_id=uploaded.id),
+        metadata=sent("req-walked-away"),
+    )
+    async for _ in call:
+        break  # the first message (the file's metadata), then the caller goes away
+    call.cancel()
+    for _ in range(100):  # a deadline for the server to see the cancellation, not a measurement
+        found = [line for line in access_lines(lines) if line["request_id"] == "req-walked-away"]
+        if found:
+            break
+        await asyncio.sleep(0.05)
+    line = the_line(lines, "req-walked-away")
+    assert line["code"] == "CANCELLED"
+    assert line["peer"].startswith("ipv4:127.0.0.1:")
+    listed = await stub.ListContainers(pb.ListContainersRequest(), metadata=sent())
+    assert [found.name for found in listed.containers] == ["walked-away"]

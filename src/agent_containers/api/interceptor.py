@@ -34,16 +34,19 @@ class ServiceInterceptor(WrappingInterceptor):
         super().__init__()
         self._observers = tuple(observers)
 
-    def _started(self, method: str, kind: CallKind) -> float:
+    def _started(self, method: str, kind: CallKind, context: Context) -> tuple[float, str | None]:
+        """The call's start time, and its peer (read now: see FinishedCall.peer)."""
+        if not self._observers:
+            return time.perf_counter(), None
         for observer in self._observers:
             observer.call_started(method, kind)
-        return time.perf_counter()
+        return time.perf_counter(), context.peer()
 
     def _finished(
         self,
         method: str,
         kind: CallKind,
-        started: float,
+        started: tuple[float, str | None],
         context: Context,
         reason: str | None,
         cancelled: bool,
@@ -54,9 +57,10 @@ class ServiceInterceptor(WrappingInterceptor):
             return_request_id(context)
         if not self._observers:
             return
-        seconds = time.perf_counter() - started
+        began, peer = started
+        seconds = time.perf_counter() - began
         code = grpc.StatusCode.CANCELLED if cancelled else context.code() or grpc.StatusCode.OK
-        call = FinishedCall(method, kind, code, seconds, reason, context, received, sent)
+        call = FinishedCall(method, kind, code, seconds, reason, context, received, sent, peer)
         for observer in self._observers:
             observer.call_finished(call)
 
@@ -64,7 +68,7 @@ class ServiceInterceptor(WrappingInterceptor):
         reads_stream = kind is CallKind.CLIENT_STREAM
 
         async def unary(request: Any, context: Context) -> Any:
-            started = self._started(method, kind)
+            started = self._started(method, kind, context)
             reason: str | None = None
             cancelled = False
             bind_request(context)
@@ -99,7 +103,7 @@ class ServiceInterceptor(WrappingInterceptor):
         reads_stream = kind is CallKind.BIDI_STREAM
 
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-            started = self._started(method, kind)
+            started = self._started(method, kind, context)
             reason: str | None = None
             cancelled = False
             bind_request(context)

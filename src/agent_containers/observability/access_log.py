@@ -62,7 +62,7 @@ class AccessLog:
             request_id=context.request_id if context is not None else None,
             trace_id=trace_id,
             span_id=span_id,
-            peer=call.context.peer(),
+            peer=call.peer,
         )
         if self._flush_pending is None:
             self._flush_pending = asyncio.get_running_loop().call_later(

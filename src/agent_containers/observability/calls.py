@@ -39,6 +39,9 @@ class FinishedCall:
     """Request messages the method read (1 for a unary request, unless it was unreadable)."""
     sent: int = 0
     """Response messages sent (a unary response counts once it is returned, not on error)."""
+    peer: str | None = None
+    """The caller's address, read when the call arrived: grpc.aio may crash the process when
+    asked for the peer of a call that was cancelled."""
 
 
 class CallObserver(Protocol):
