@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextvars
+import io
 import json
 import logging
 import sys
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import format_span_id, format_trace_id
 
 from agent_containers.observability.call_context import bind_call, trace_ids
-from agent_containers.observability.logging import formatter
+from agent_containers.observability.logging import call_line_logger, formatter
 
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01"
@@ -96,3 +98,19 @@ def test_a_malformed_traceparent_gives_no_trace_id() -> None:
     line = in_a_call(logged)
     assert line["request_id"] == "req-3"
     assert "trace_id" not in line
+
+
+def test_an_access_line_that_cannot_be_written_is_dropped_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class BrokenPipe(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: object) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BufferedWriter(BrokenPipe(), 1)))
+    lines, flush = call_line_logger("agent_containers.access")
+    lines.info("call", method="/m", code="OK")  # no exception: the call being logged goes on
+    flush()

@@ -8,6 +8,7 @@ call_context), and `exception` with a traceback when there is one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -61,14 +62,18 @@ class _StderrBytes:
     flushed only when asked: lines gather in its buffer instead of costing a write each."""
 
     def write(self, data: bytes) -> None:
-        sys.stderr.buffer.write(data)
+        # A line that cannot be written is dropped, as the standard library's handlers drop
+        # theirs: a closed or broken stderr must not fail the call being logged.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.buffer.write(data)
 
     def flush(self) -> None:
         """Nothing: structlog flushes after every line; the owner calls flush_now()."""
 
     @staticmethod
     def flush_now() -> None:
-        sys.stderr.flush()
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()
 
 
 def _json_bytes(event: EventDict, **options: Any) -> bytes:
