@@ -109,6 +109,14 @@ class Container:
         """When the container expires unless used again (as last seen)."""
         return expire_time(self.last_active_at, self.expiry_minutes)
 
+    def log_fields(self) -> dict[str, str | None]:
+        """What every lifecycle log line says of the container it concerns."""
+        return {
+            "tenant_id": self.tenant_id,
+            "container_id": str(self.id),
+            "openai_id": self.openai_id,
+        }
+
     def activity_worth_recording(self, now: datetime) -> bool:
         """Whether activity at `now` moves the recorded expiry enough to be written."""
         return self.last_active_at is None or now - self.last_active_at >= ACTIVITY_RESOLUTION

@@ -168,11 +168,7 @@ class ContainerCreation:
         settled = await self.settle(reserved, created.facts)
         log.info(
             "container created",
-            extra={
-                "tenant_id": reserved.tenant_id,
-                "container_id": str(reserved.id),
-                "openai_id": created.openai_id,
-            },
+            extra={**reserved.log_fields(), "openai_id": created.openai_id},
         )
         return settled
 
@@ -184,12 +180,7 @@ class ContainerCreation:
                 return await self.settle(reserved, found.facts)
         log.warning(
             "container create outcome unknown; the reconciler settles it",
-            extra={
-                "tenant_id": reserved.tenant_id,
-                "container_id": str(reserved.id),
-                "openai_id": None,
-                "reason": error.message,
-            },
+            extra={**reserved.log_fields(), "reason": error.message},
         )
         raise UpstreamUnavailable(
             f"{error.message}; whether the container was created is not known yet: retry with "
@@ -273,10 +264,5 @@ class ContainerCreation:
         if await self._uow.write(write):
             log.warning(
                 "container creation failed",
-                extra={
-                    "tenant_id": reserved.tenant_id,
-                    "container_id": str(reserved.id),
-                    "openai_id": reserved.openai_id,
-                    "reason": reason,
-                },
+                extra={**reserved.log_fields(), "reason": reason},
             )

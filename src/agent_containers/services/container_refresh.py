@@ -40,12 +40,7 @@ class ContainerRefresh:
         except DomainError as error:
             log.warning(
                 "refresh failed; serving the local copy",
-                extra={
-                    "tenant_id": container.tenant_id,
-                    "container_id": str(container.id),
-                    "openai_id": container.openai_id,
-                    "reason": error.reason,
-                },
+                extra={**container.log_fields(), "reason": error.reason},
             )
             return container
         return await self.apply(container, facts, self._clock.now())
@@ -73,11 +68,6 @@ class ContainerRefresh:
         if updated.status is not container.status:
             log.info(
                 "container state changed upstream",
-                extra={
-                    "tenant_id": tenant_id,
-                    "container_id": str(container_id),
-                    "openai_id": container.openai_id,
-                    "state": updated.status.value,
-                },
+                extra={**container.log_fields(), "state": updated.status.value},
             )
         return updated

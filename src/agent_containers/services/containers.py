@@ -191,11 +191,7 @@ class ContainerService:
         deleted = await self._uow.write(write)
         log.info(
             "container deleted",
-            extra={
-                "tenant_id": container.tenant_id,
-                "container_id": str(container.id),
-                "openai_id": container.openai_id,
-            },
+            extra=container.log_fields(),
         )
         return deleted
 

@@ -184,12 +184,7 @@ class ContainerFileService:
             created = await upload
         except DomainError:
             return  # nothing was made upstream
-        where = {
-            "tenant_id": container.tenant_id,
-            "container_id": str(container.id),
-            "openai_id": container.openai_id,
-            "file_id": created.file_id,
-        }
+        where = {**container.log_fields(), "file_id": created.file_id}
         try:
             await self._gateway.delete_file(container.openai_id, created.file_id)
         except UpstreamNotFound:

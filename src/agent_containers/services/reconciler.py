@@ -221,8 +221,7 @@ class Reconciler:
                 log.warning(
                     "could not settle a CREATING row",
                     extra={
-                        "tenant_id": creating.tenant_id,
-                        "container_id": str(creating.id),
+                        **creating.log_fields(),
                         "openai_id": found.openai_id if found is not None else None,
                         "reason": error.reason,
                     },
@@ -248,12 +247,7 @@ class Reconciler:
                 report.errors += 1
                 log.warning(
                     "could not record a container's state",
-                    extra={
-                        "tenant_id": running.tenant_id,
-                        "container_id": str(running.id),
-                        "openai_id": running.openai_id,
-                        "reason": error.reason,
-                    },
+                    extra={**running.log_fields(), "reason": error.reason},
                 )
                 continue
             if updated.status is ContainerStatus.EXPIRED:
