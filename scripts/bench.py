@@ -598,26 +598,18 @@ def main() -> None:
         default=0.01,
         help="the observed server's trace sampling ratio (parentbased_traceidratio)",
     )
-    parser.add_argument(
-        "--plain-env",
-        type=lambda text: dict([text.split("=", 1)]),
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an environment variable for the plain server (repeatable)",
-    )
-    parser.add_argument(
-        "--observed-env",
-        type=lambda text: dict([text.split("=", 1)]),
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an environment variable for the observed server (repeatable)",
-    )
+    for server in ("plain", "observed"):
+        parser.add_argument(
+            f"--{server}-env",
+            type=lambda text: tuple(text.split("=", 1)),
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"an environment variable for the {server} server (repeatable)",
+        )
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: run as a client process
     args = parser.parse_args()
-    args.plain_env = {key: value for pair in args.plain_env for key, value in pair.items()}
-    args.observed_env = {key: value for pair in args.observed_env for key, value in pair.items()}
+    args.plain_env, args.observed_env = dict(args.plain_env), dict(args.observed_env)
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     args.pin = args.pin and len(cpus) >= 2
     args.server_cpu = cpus[0] if args.pin else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -22,6 +23,24 @@ from tests.support.tcp_proxy import TcpProxy
 STORM = 64
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest.fixture
+async def database_behind_proxy(
+    migrated_database_url: str, require_postgres: PostgresServer
+) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A proxy to the test's PostgreSQL database that the test can cut and restore, and the
+    database URL through it."""
+    url = make_url(migrated_database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    try:
+        yield (
+            proxy,
+            url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        )
+    finally:
+        await proxy.cut()
 
 
 async def test_a_cancellation_storm_releases_every_connection(service: RunningService) -> None:
@@ -51,78 +70,60 @@ async def test_a_cancellation_storm_releases_every_connection(service: RunningSe
 
 @pytest.mark.parametrize("database_backend", ["postgresql"])
 async def test_a_lost_database_is_unavailable_and_the_service_recovers(
-    start_service: StartService, migrated_database_url: str, require_postgres: PostgresServer
+    start_service: StartService, database_behind_proxy: tuple[TcpProxy, str]
 ) -> None:
-    url = make_url(migrated_database_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    try:
-        service = await start_service(
-            database_url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(
-                hide_password=False
-            )
-        )
-        created = await service.create("steady")
-        request = container_service_pb2.GetContainerRequest(id=created.id)
-        await proxy.cut()  # PostgreSQL restarts: connections drop, new ones are refused
-        for call in (
-            service.containers.GetContainer(request, metadata=identity(), timeout=10),
-            service.containers.ListContainers(
-                container_service_pb2.ListContainersRequest(), metadata=identity(), timeout=10
-            ),
-        ):
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await call
-            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert error_info(refused.value).reason == "DATABASE_UNAVAILABLE"
-            unpack(refused.value, error_details_pb2.RetryInfo)
-        await proxy.restore()  # back: the same process serves again, no restart
-        fetched = await service.containers.GetContainer(request, metadata=identity(), timeout=10)
-        assert fetched.id == created.id
-        assert (await service.create("after")).name == "after"
-    finally:
-        await proxy.cut()
+    proxy, database_url = database_behind_proxy
+    service = await start_service(database_url=database_url)
+    created = await service.create("steady")
+    request = container_service_pb2.GetContainerRequest(id=created.id)
+    await proxy.cut()  # PostgreSQL restarts: connections drop, new ones are refused
+    for call in (
+        service.containers.GetContainer(request, metadata=identity(), timeout=10),
+        service.containers.ListContainers(
+            container_service_pb2.ListContainersRequest(), metadata=identity(), timeout=10
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_info(refused.value).reason == "DATABASE_UNAVAILABLE"
+        unpack(refused.value, error_details_pb2.RetryInfo)
+    await proxy.restore()  # back: the same process serves again, no restart
+    fetched = await service.containers.GetContainer(request, metadata=identity(), timeout=10)
+    assert fetched.id == created.id
+    assert (await service.create("after")).name == "after"
 
 
 @pytest.mark.parametrize("database_backend", ["postgresql"])
 async def test_readiness_follows_the_database_and_liveness_does_not(
-    start_service: StartService, migrated_database_url: str, require_postgres: PostgresServer
+    start_service: StartService, database_behind_proxy: tuple[TcpProxy, str]
 ) -> None:
-    url = make_url(migrated_database_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    try:
-        service = await start_service(
-            database_url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(
-                hide_password=False
-            )
-        )
-        health = health_pb2_grpc.HealthStub(service.channel)
+    proxy, database_url = database_behind_proxy
+    service = await start_service(database_url=database_url)
+    health = health_pb2_grpc.HealthStub(service.channel)
 
-        async def status(name: str) -> int:
-            reply = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
-            return int(reply.status)
+    async def status(name: str) -> int:
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+        return int(reply.status)
 
-        async def becomes(name: str, wanted: int) -> None:
-            for _ in range(150):  # a deadline for the next probe, not a measurement
-                if await status(name) == wanted:
-                    return
-                await asyncio.sleep(0.1)
-            raise AssertionError(f"{name!r} never became {wanted}")
+    async def becomes(name: str, wanted: int) -> None:
+        for _ in range(150):  # a deadline for the next probe, not a measurement
+            if await status(name) == wanted:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{name!r} never became {wanted}")
 
-        names = ("", *SERVICE_NAMES)
-        for name in (*names, LIVENESS):
-            assert await status(name) == SERVING, name
-        await proxy.cut()  # the database and the cache channel are lost together
-        for name in names:
-            await becomes(name, NOT_SERVING)
-        assert await status(LIVENESS) == SERVING  # a restart would not bring the database back
-        await proxy.restore()
-        for name in names:
-            await becomes(name, SERVING)
-        assert await status(LIVENESS) == SERVING
-    finally:
-        await proxy.cut()
+    names = ("", *SERVICE_NAMES)
+    for name in (*names, LIVENESS):
+        assert await status(name) == SERVING, name
+    await proxy.cut()  # the database and the cache channel are lost together
+    for name in names:
+        await becomes(name, NOT_SERVING)
+    assert await status(LIVENESS) == SERVING  # a restart would not bring the database back
+    await proxy.restore()
+    for name in names:
+        await becomes(name, SERVING)
+    assert await status(LIVENESS) == SERVING
 
 
 async def test_upstream_trouble_keeps_the_service_ready(service: RunningService) -> None:
