@@ -10,11 +10,13 @@ import sys
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import format_span_id, format_trace_id
 
-from agent_containers.observability.call_context import bind_call, trace_ids
-from agent_containers.observability.logging import call_line_logger, formatter
+from agent_containers.observability.call_context import UNSAMPLED_CONTEXT, bind_call, trace_ids
+from agent_containers.observability.logging import CallLines, formatter
 
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01"
@@ -90,6 +92,24 @@ def test_the_current_span_wins_over_the_callers_traceparent() -> None:
     assert line["trace_id"] != CALLER_TRACE_ID
 
 
+def test_an_unsampled_call_logs_the_callers_trace_or_none() -> None:
+    """The ids of a span that is not exported lead nowhere: only the caller's trace is kept."""
+    tracer = TracerProvider(sampler=ALWAYS_OFF).get_tracer(__name__)
+
+    def logged(traceparent: str | None) -> list[tuple[str | None, str | None]]:
+        bind_call("req-4", traceparent)
+        seen = []
+        with tracer.start_as_current_span("call"):
+            seen.append(trace_ids())
+        otel_context.attach(UNSAMPLED_CONTEXT)
+        seen.append(trace_ids())
+        assert "span_id" not in render("inside")
+        return seen
+
+    assert in_a_call(logged, TRACEPARENT) == [(CALLER_TRACE_ID, None)] * 2
+    assert in_a_call(logged, None) == [(None, None)] * 2
+
+
 def test_a_malformed_traceparent_gives_no_trace_id() -> None:
     def logged() -> dict[str, Any]:
         bind_call("req-3", "00-zz-yy-01")
@@ -111,6 +131,7 @@ def test_an_access_line_that_cannot_be_written_is_dropped_not_raised(
             raise BrokenPipeError(32, "Broken pipe")
 
     monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BufferedWriter(BrokenPipe(), 1)))
-    lines, flush = call_line_logger("agent_containers.access")
-    lines.info("call", method="/m", code="OK")  # no exception: the call being logged goes on
-    flush()
+    lines = CallLines("agent_containers.access")
+    # No exception: the call being logged goes on.
+    lines.write({"time": None, "level": "INFO", "logger": lines.name, "message": "call"})
+    lines.flush()

@@ -6,10 +6,8 @@ Interim tenancy: `x-tenant-id` / `x-user-id` metadata, required on every call, o
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from contextvars import ContextVar
-from typing import Any
-
-import grpc
 
 from agent_containers.domain.errors import Unauthenticated
 from agent_containers.domain.identity import Identity
@@ -34,9 +32,9 @@ def _sent_twice(header: str) -> Unauthenticated:
     return Unauthenticated(f"metadata {header} must be sent once", reason="IDENTITY_MALFORMED")
 
 
-def _identify(context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
+def _identify(metadata: Iterable[tuple[str, str | bytes]]) -> Identity:
     tenant = user = None
-    for key, value in context.invocation_metadata() or ():
+    for key, value in metadata:
         if key == "x-tenant-id" and isinstance(value, str):
             if tenant is not None:
                 raise _sent_twice(key)
@@ -48,6 +46,7 @@ def _identify(context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
     return _identity(tenant, user)
 
 
-def bind_identity(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    """Reads the caller's identity for the RPC being served (its own task, so no reset)."""
-    _current.set(_identify(context))
+def bind_identity(metadata: Iterable[tuple[str, str | bytes]]) -> None:
+    """Reads the caller's identity from the invocation metadata of the RPC being served (its own
+    task, so no reset)."""
+    _current.set(_identify(metadata))

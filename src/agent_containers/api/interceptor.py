@@ -71,11 +71,12 @@ class ServiceInterceptor(WrappingInterceptor):
             started = self._started(method, kind, context)
             reason: str | None = None
             cancelled = False
-            bind_request(context)
+            metadata = context.invocation_metadata() or ()
+            bind_request(metadata)
             reading = _Reading() if reads_stream else None
             sent = 0
             try:
-                bind_identity(context)
+                bind_identity(metadata)
                 if request is UNREADABLE:
                     raise MalformedRequest()
                 response = await inner(request if reading is None else reading(request), context)
@@ -106,11 +107,12 @@ class ServiceInterceptor(WrappingInterceptor):
             started = self._started(method, kind, context)
             reason: str | None = None
             cancelled = False
-            bind_request(context)
+            metadata = context.invocation_metadata() or ()
+            bind_request(metadata)
             reading = _Reading() if reads_stream else None
             sent = 0
             try:
-                bind_identity(context)
+                bind_identity(metadata)
                 if request is UNREADABLE:
                     raise MalformedRequest()
                 async for response in inner(

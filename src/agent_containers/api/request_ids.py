@@ -4,8 +4,10 @@ returned to the caller in the trailing metadata, whatever the call's status."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
@@ -19,18 +21,40 @@ TRACEPARENT_KEY = "traceparent"
 _SANE = re.compile(r"[\x21-\x7e]{1,128}")
 
 
-def bind_request(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+Metadata = Iterable[tuple[str, str | bytes]]
+
+
+def _new_process() -> None:
+    """A random prefix for this process's request ids, and a counter for the rest: unique
+    without a system call a call (a forked child draws a prefix of its own)."""
+    global _prefix, _counter
+    _prefix = os.urandom(8).hex()
+    _counter = itertools.count()
+
+
+_prefix = ""
+_counter = itertools.count()
+_new_process()
+os.register_at_fork(after_in_child=_new_process)
+
+
+def new_request_id() -> str:
+    """32 hex digits, never the same twice."""
+    return f"{_prefix}{next(_counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+def bind_request(metadata: Metadata) -> None:
     """Binds the call's request id (the first sane `x-request-id`, else a new one) and the
-    caller's first `traceparent`."""
+    caller's first `traceparent`, from the call's invocation metadata."""
     request_id = traceparent = None
-    for key, value in context.invocation_metadata() or ():
+    for key, value in metadata:
         if not isinstance(value, str):
             continue  # a binary (-bin) value
         if key == REQUEST_ID_KEY and request_id is None and _SANE.fullmatch(value):
             request_id = value
         elif key == TRACEPARENT_KEY and traceparent is None:
             traceparent = value
-    bind_call(request_id or os.urandom(16).hex(), traceparent)
+    bind_call(request_id or new_request_id(), traceparent)
 
 
 def return_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> None:

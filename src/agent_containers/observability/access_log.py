@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from agent_containers.api.identity import current_identity
 from agent_containers.observability.call_context import current_call, trace_ids
 from agent_containers.observability.calls import CallKind, FinishedCall
-from agent_containers.observability.logging import call_line_logger
+from agent_containers.observability.logging import CallLines
 
 ACCESS_LOGGER = "agent_containers.access"
 FLUSH_AFTER_SECONDS = 0.5
@@ -23,17 +21,12 @@ class AccessLog:
 
     Nothing of the request or its metadata beyond those: no body, no credentials. With the
     logger above INFO (AGENT_CONTAINERS_LOG_LEVEL) a call costs one level check. Lines are written
-    by structlog's fast path (observability/logging.call_line_logger) and flushed within
-    FLUSH_AFTER_SECONDS, and at close().
+    by observability/logging.CallLines and flushed within FLUSH_AFTER_SECONDS, and at close().
     """
 
-    def __init__(
-        self,
-        logger: logging.Logger | None = None,
-        line_logger: tuple[Any, Callable[[], None]] | None = None,
-    ) -> None:
+    def __init__(self, logger: logging.Logger | None = None) -> None:
         self._level_of = logger or logging.getLogger(ACCESS_LOGGER)
-        self._lines, self._flush = line_logger or call_line_logger(ACCESS_LOGGER)
+        self._lines = CallLines(ACCESS_LOGGER)
         self._flush_pending: asyncio.TimerHandle | None = None
 
     def call_started(self, method: str, kind: CallKind) -> None:
@@ -50,19 +43,24 @@ class AccessLog:
             tenant_id = user_id = None
         context = current_call()
         trace_id, span_id = trace_ids()
-        self._lines.info(
-            "call",
-            method=call.method,
-            kind=call.kind.value,
-            code=call.code.name,
-            reason=call.reason,
-            duration_ms=round(call.seconds * 1000, 3),
-            tenant_id=tenant_id,
-            user_id=user_id,
-            request_id=context.request_id if context is not None else None,
-            trace_id=trace_id,
-            span_id=span_id,
-            peer=call.peer,
+        self._lines.write(
+            {
+                "time": None,
+                "level": "INFO",
+                "logger": ACCESS_LOGGER,
+                "message": "call",
+                "method": call.method,
+                "kind": call.kind.value,
+                "code": call.code.name,
+                "reason": call.reason,
+                "duration_ms": round(call.seconds * 1000, 3),
+                "tenant_id": tenant_id,
+                "user_id": user_id,
+                "request_id": context.request_id if context is not None else None,
+                "trace_id": trace_id,
+                "span_id": span_id,
+                "peer": call.peer,
+            }
         )
         if self._flush_pending is None:
             self._flush_pending = asyncio.get_running_loop().call_later(
@@ -71,7 +69,7 @@ class AccessLog:
 
     def _flush_now(self) -> None:
         self._flush_pending = None
-        self._flush()
+        self._lines.flush()
 
     def close(self) -> None:
         """Flushes what is written (at stop)."""

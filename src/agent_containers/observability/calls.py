@@ -23,9 +23,10 @@ class CallKind(StrEnum):
     BIDI_STREAM = "bidi_stream"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FinishedCall:
-    """One served call, once its status is known."""
+    """One served call, once its status is known (not frozen: a frozen dataclass costs a
+    call to object.__setattr__ a field, on every call served)."""
 
     method: str
     """The full method name: `/agentcontainers.v1.ContainerService/GetContainer`."""
