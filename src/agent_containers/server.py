@@ -148,7 +148,7 @@ class AgentContainersServer:
         # Creates and deletes that go on after their callers hung up.
         self._detached = Detached()
         self._server: grpc.aio.Server | None = None
-        self.metrics = Metrics()
+        self.metrics = Metrics(per_call=settings.metrics_endpoint is not None)
         self._metrics_endpoint: MetricsEndpoint | None = None
         self.metrics_port: int | None = None
         # Several processes can share PostgreSQL: they keep each other's caches coherent.
@@ -238,7 +238,7 @@ class AgentContainersServer:
             tracer=self.tracing.tracer if self.tracing is not None else None,
         )
         self.metrics.grpc.register(service_methods())
-        observers: list[CallObserver] = [self.metrics.grpc]
+        observers: list[CallObserver] = [self.metrics.grpc] if self.metrics.per_call else []
         if settings.access_log:
             self._access_log = AccessLog()
             observers.append(self._access_log)

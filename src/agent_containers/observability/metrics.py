@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 from prometheus_client import (
@@ -360,14 +361,29 @@ class ReconcilerMetrics:
 # --- tool resolution --------------------------------------------------------------------------
 
 
+class Countable(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _Uncounted:
+    """Stands for a per-call counter that nothing would ever read (Metrics(per_call=False))."""
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+
+UNCOUNTED: Countable = _Uncounted()
+
+
 class CacheSeries:
     """The counters of one map of the resolution cache."""
 
     __slots__ = ("evicted", "hit", "missed")
 
     def __init__(self, cache: CacheMetrics, name: str) -> None:
-        self.hit: Counter = cache._hits.labels(name)
-        self.missed: Counter = cache._misses.labels(name)
+        per_call = cache.per_call
+        self.hit: Countable = cache._hits.labels(name) if per_call else UNCOUNTED
+        self.missed: Countable = cache._misses.labels(name) if per_call else UNCOUNTED
         self.evicted = {reason: cache._evictions.labels(name, reason) for reason in EVICTIONS}
 
 
@@ -377,9 +393,11 @@ the notification channel connected or dropped (everything goes); the cache was f
 
 
 class CacheMetrics:
-    """The resolution cache: hits, misses, evictions, and whether it serves at all."""
+    """The resolution cache: hits, misses, evictions, and whether it serves at all (hits and
+    misses only `per_call`)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, per_call: bool = True) -> None:
+        self.per_call = per_call
         self._hits = Counter(
             "agent_containers_resolution_cache_hits_total",
             "Resolution cache lookups answered from memory.",
@@ -414,9 +432,10 @@ class CacheMetrics:
 
 
 class ResolutionMetrics:
-    """Tool resolutions an agent runs with, by source and fallback reason."""
+    """Tool resolutions an agent runs with, by source and fallback reason (only `per_call`)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, per_call: bool = True) -> None:
+        self._per_call = per_call
         self._resolutions = Counter(
             "agent_containers_resolutions_total",
             "Tools resolved for agent runs (ResolveTool, BatchResolveTools), by where the "
@@ -438,16 +457,24 @@ class ResolutionMetrics:
         return child
 
     def resolved(self, source: ToolSource, reason: FallbackReason | None) -> None:
-        self._child(source, reason).inc()
+        if self._per_call:
+            self._child(source, reason).inc()
 
 
 # --- everything -------------------------------------------------------------------------------
 
 
 class Metrics:
-    """Every metric of one server instance, in a registry of its own."""
+    """Every metric of one server instance, in a registry of its own.
 
-    def __init__(self) -> None:
+    Without `per_call` (no endpoint serves them: AGENT_CONTAINERS_METRICS_LISTEN_ADDRESS is
+    empty), what would be recorded on every call is not: the gRPC server metrics (the service
+    interceptor is given no observer for them), resolutions, and cache hits and misses. The
+    rest costs nothing on a call's path and is kept all the same.
+    """
+
+    def __init__(self, *, per_call: bool = True) -> None:
+        self.per_call = per_call
         self.multiprocess_dir = multiprocess_dir()
         if self.multiprocess_dir is not None and not os.path.isdir(self.multiprocess_dir):
             raise ValueError(
@@ -463,8 +490,8 @@ class Metrics:
         self.grpc = GrpcServerMetrics(self.registry)
         self.upstream = UpstreamMetrics(self.registry)
         self.reconciler = ReconcilerMetrics(self.registry)
-        self.cache = CacheMetrics(self.registry)
-        self.resolutions = ResolutionMetrics(self.registry)
+        self.cache = CacheMetrics(self.registry, per_call=per_call)
+        self.resolutions = ResolutionMetrics(self.registry, per_call=per_call)
         self.quota_refusals = Counter(
             "agent_containers_quota_refusals_total",
             "Container creates refused because the tenant held its quota of live containers.",
