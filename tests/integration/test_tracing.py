@@ -370,3 +370,42 @@ async def test_a_download_the_caller_walks_away_from_ends_its_spans_cancelled(
     (content,) = receiver.named(CONTENT)
     assert content.parent_span_id == server.span_id
     assert not [r for r in caplog.records if r.name.startswith("opentelemetry")]
+
+
+@pytest.mark.parametrize("sampler", ["traceidratio", "parentbased_traceidratio"])
+async def test_calls_the_sampler_drops_export_nothing_and_tell_upstream_nothing(
+    sampler: str,
+    receiver: OtlpGrpcReceiver,
+    start_service: StartService,
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_database_url: str,
+) -> None:
+    """A call that starts a trace the sampler drops gets no span: its SQL and upstream spans
+    are dropped with it, upstream gets no traceparent, and an INTERNAL error has a trace id
+    of its own (never the shared one of unsampled calls)."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    tracing = Tracing.from_env()
+    assert tracing is not None
+    async with recording_emulator() as (emulator, requests):
+        service = await start_service(tracing=tracing, openai_base_url=emulator.base_url)
+        created = await service.create("unsampled")
+        await service.containers.GetContainer(
+            container_service_pb2.GetContainerRequest(id=created.id), metadata=identity()
+        )
+        (posted,) = [r for r in requests if r.method == "POST" and r.path == "/v1/containers"]
+        assert "traceparent" not in posted.headers
+
+        await drop_tables(migrated_database_url)
+        with pytest.raises(grpc.aio.AioRpcError) as broken:
+            await service.containers.ListContainers(
+                container_service_pb2.ListContainersRequest(), metadata=identity()
+            )
+        assert broken.value.code() == grpc.StatusCode.INTERNAL
+        trace_id = error_info(broken.value).metadata["trace_id"]
+        assert len(trace_id) == 32
+        assert trace_id != "f" * 32
+
+        assert tracing.provider.force_flush()
+        assert receiver.spans == []

@@ -28,6 +28,7 @@ from agent_containers.domain.errors import (
     MAX_REPORTED_VIOLATIONS,
     bounded,
 )
+from agent_containers.observability.call_context import UNSAMPLED_TRACE_ID
 
 ERROR_DOMAIN = "agent-containers"
 # The reported violations of one error, serialized: the trailers carry them base64-encoded next
@@ -178,10 +179,11 @@ def set_unexpected_status(
     """INTERNAL with a trace id (logged with the error) and no internals.
 
     The trace id is the call's own when tracing is on (the caller's, when it sent one), and the
-    span records the error; otherwise a random one, found only in the log."""
+    span records the error; otherwise (or when the call's trace is nobody's: UNSAMPLED) a random
+    one, found only in the log."""
     span = trace.get_current_span()
     span_context = span.get_span_context()
-    if span_context.is_valid:
+    if span_context.is_valid and span_context.trace_id != UNSAMPLED_TRACE_ID:
         trace_id = trace.format_trace_id(span_context.trace_id)
         span.record_exception(error)
     else:

@@ -20,6 +20,27 @@ from structlog.typing import EventDict
 _PROPAGATOR = TraceContextTextMapPropagator()
 _NOT_PARSED: Any = object()
 
+UNSAMPLED_TRACE_ID = (1 << 128) - 1
+"""The trace id of UNSAMPLED: all ones, so that a trace-id-ratio sampler (parent-based or not)
+drops its children at any ratio below 1 (it samples ids whose low 64 bits are under the ratio)."""
+UNSAMPLED = trace.NonRecordingSpan(
+    trace.SpanContext(
+        UNSAMPLED_TRACE_ID,
+        (1 << 64) - 1,
+        is_remote=False,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
+    )
+)
+"""The span of every call that starts a trace the sampler drops (observability/server_spans):
+its ids are nobody's, so they are never logged (trace_ids()) nor sent upstream
+(propagated_trace())."""
+UNSAMPLED_CONTEXT = trace.set_span_in_context(UNSAMPLED)
+
+
+def propagated_trace() -> bool:
+    """Whether the current span's trace is one to send on with a request: any but UNSAMPLED's."""
+    return trace.get_current_span().get_span_context().trace_id != UNSAMPLED_TRACE_ID
+
 
 class CallContext:
     """The call being served: its request id, and the caller's `traceparent` if it sent one."""
@@ -57,10 +78,10 @@ def current_call() -> CallContext | None:
 
 
 def trace_ids() -> tuple[str | None, str | None]:
-    """(trace id, span id) to log: the current span's when tracing records one; else the trace
-    id of the caller's `traceparent`, and no span id (the service has no span of its own)."""
+    """(trace id, span id) to log: the current span's when it is sampled (a span that will be
+    exported); else the trace id of the caller's `traceparent`, and no span id."""
     span = trace.get_current_span().get_span_context()
-    if span.is_valid:
+    if span.trace_flags.sampled and span.is_valid:
         return trace.format_trace_id(span.trace_id), trace.format_span_id(span.span_id)
     call = _current.get()
     return (call.caller_trace_id() if call is not None else None), None

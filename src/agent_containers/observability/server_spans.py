@@ -8,6 +8,13 @@ calls sampled (see docs/runbook.md#tracing). Here the wrapped handler is built o
 (WrappingInterceptor), the parent context is read from the metadata as it is, and what only a
 recorded span needs (status code, peer, user agent) is computed only for one.
 
+A call that starts a trace (most calls: the caller sent no trace context) is sampled first, with
+the trace id its span would have, and only a sampled one gets a span of its own: an unsampled
+one runs under UNSAMPLED, one shared non-recording span, so that its SQL and upstream spans are
+dropped as the children of an unsampled span are. That saves a call most of what tracing costs
+it (docs/benchmarks.md). UNSAMPLED's ids are nobody's: they are never logged (see
+call_context).
+
 The caller's trace context is read with the global propagator (OTEL_PROPAGATORS; W3C
 traceparent/tracestate and baggage by default). The span is the current one while the inner
 interceptors (the shutdown gate, the service interceptor) and the servicer run: their SQL and
@@ -17,6 +24,7 @@ upstream spans are its children, and log lines can carry its ids.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, cast
 
@@ -25,9 +33,12 @@ from opentelemetry import trace
 from opentelemetry.context import Context, attach, detach
 from opentelemetry.propagate import get_global_textmap
 from opentelemetry.propagators.textmap import Getter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from agent_containers.api.handlers import Behaviour, WrappingInterceptor
+from agent_containers.observability.call_context import UNSAMPLED, UNSAMPLED_CONTEXT
 from agent_containers.observability.calls import CallKind
 
 ServicerContext = grpc.aio.ServicerContext[Any, Any]
@@ -84,12 +95,39 @@ def _peer(context: ServicerContext) -> dict[str, str]:
     return {"net.peer.ip": ip, "net.peer.port": port}
 
 
+class CallIdGenerator(RandomIdGenerator):
+    """Random ids, but for the trace id of a call's span, which ServerSpans chose (and sampled)
+    before it asked for the span."""
+
+    def __init__(self) -> None:
+        self._chosen = threading.local()
+
+    def generate_trace_id(self) -> int:
+        chosen: int | None = getattr(self._chosen, "trace_id", None)
+        if chosen is None:
+            return super().generate_trace_id()
+        self._chosen.trace_id = None
+        return chosen
+
+    def start_span_with(
+        self, trace_id: int, tracer: Tracer, name: str, attributes: dict[str, str]
+    ) -> Span:
+        """A SERVER span, in a new trace of the given id."""
+        self._chosen.trace_id = trace_id
+        try:
+            return tracer.start_span(name, None, SpanKind.SERVER, attributes)
+        finally:
+            self._chosen.trace_id = None
+
+
 class ServerSpans(WrappingInterceptor):
     """One SERVER span per service call (not health checks, not reflection), current for it."""
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self, tracer: Tracer, sampler: Sampler, ids: CallIdGenerator) -> None:
         super().__init__()
         self._tracer = tracer
+        self._sampler = sampler
+        self._ids = ids
         self._propagator = get_global_textmap()
         # The metadata keys the propagators read: a call that carries none of them (most calls)
         # starts a new trace without running the propagators at all.
@@ -101,12 +139,18 @@ class ServerSpans(WrappingInterceptor):
         """The call's span, started, and the OpenTelemetry context to run the call in."""
         metadata = cast(Metadata, context.invocation_metadata() or ())
         fields = self._fields
-        parent = (
-            self._propagator.extract(metadata, getter=_GETTER)
-            if any(key in fields for key, _ in metadata)
-            else None
-        )
-        span = self._tracer.start_span(method, parent, SpanKind.SERVER, attributes)
+        if any(key in fields for key, _ in metadata):
+            parent = self._propagator.extract(metadata, getter=_GETTER)
+            span = self._tracer.start_span(method, parent, SpanKind.SERVER, attributes)
+        else:  # a new trace: sampled first
+            parent = None
+            trace_id = self._ids.generate_trace_id()
+            sampling = self._sampler.should_sample(
+                None, trace_id, method, SpanKind.SERVER, attributes
+            )
+            if sampling.decision is Decision.DROP:
+                return UNSAMPLED, UNSAMPLED_CONTEXT
+            span = self._ids.start_span_with(trace_id, self._tracer, method, attributes)
         if span.is_recording():
             # Now, not at the end: the peer of a call that was cancelled is gone, and asking
             # grpc.aio for it then crashes the process.

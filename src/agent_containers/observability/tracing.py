@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from agent_containers.observability.server_spans import CallIdGenerator
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_NAME = "agent-containers"
@@ -160,9 +162,10 @@ def _exporter(name: str, protocol: str) -> SpanExporter:
 class Tracing:
     """A TracerProvider with its exporters, and the instrumentation that reports to it."""
 
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, ids: CallIdGenerator) -> None:
         self.provider = provider
         self.tracer: Tracer = provider.get_tracer(TRACER_NAME, _service_version())
+        self._ids = ids
 
     @classmethod
     def from_config(cls, config: TracingConfig) -> Tracing:
@@ -172,10 +175,13 @@ class Tracing:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        provider = TracerProvider(resource=_resource(), shutdown_on_exit=False)
+        from agent_containers.observability.server_spans import CallIdGenerator
+
+        ids = CallIdGenerator()
+        provider = TracerProvider(resource=_resource(), shutdown_on_exit=False, id_generator=ids)
         for name in config.exporters:
             provider.add_span_processor(BatchSpanProcessor(_exporter(name, config.protocol)))
-        return cls(provider)
+        return cls(provider, ids)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Tracing | None:
@@ -187,7 +193,7 @@ class Tracing:
         """The SERVER span of every service call (health checks and reflection are left out)."""
         from agent_containers.observability.server_spans import ServerSpans
 
-        return ServerSpans(self.tracer)
+        return ServerSpans(self.tracer, self.provider.sampler, self._ids)
 
     def instrument(self, engine: AsyncEngine) -> None:
         """A CLIENT span for every SQL statement the engine runs. The instrumentation's

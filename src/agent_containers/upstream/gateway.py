@@ -47,6 +47,7 @@ from agent_containers.domain.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from agent_containers.observability.call_context import propagated_trace
 from agent_containers.observability.metrics import UpstreamMetrics
 
 T = TypeVar("T")
@@ -265,8 +266,10 @@ _TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 async def _inject_trace_context(request: httpx2.Request) -> None:
-    """An httpx2 request hook: the current span's traceparent (and tracestate) on the request."""
-    _TRACE_CONTEXT.inject(request.headers)
+    """An httpx2 request hook: the current span's traceparent (and tracestate) on the request,
+    unless its trace is nobody's."""
+    if propagated_trace():
+        _TRACE_CONTEXT.inject(request.headers)
 
 
 def _failed(
