@@ -18,6 +18,7 @@ from agentcontainers.v1 import (
     container_service_pb2,
     tool_service_pb2,
 )
+from prometheus_client import generate_latest
 from sqlalchemy import text
 
 from agent_containers.domain.containers import upstream_name
@@ -84,9 +85,24 @@ async def test_the_scrape_passes_promtool_and_speaks_openmetrics_on_request(
 
 
 async def test_an_empty_address_turns_the_endpoint_off(start_service: StartService) -> None:
+    """No endpoint, and nothing recorded on a call's path: nothing could read it."""
     service = await start_service(metrics_listen_address="")
-    await service.create("first")
+    container = await service.create("first")
+    await bind(service, "agent-one", container.id)
+    for _ in range(3):
+        await resolve(service, "agent-one")
     assert service.server.metrics_port is None
+    recorded = Scrape.parse(generate_latest(service.server.metrics.registry).decode())
+    for name in (
+        "grpc_server_started_total",
+        "grpc_server_handled_total",
+        "agent_containers_resolutions_total",
+        "agent_containers_resolution_cache_hits_total",
+        "agent_containers_resolution_cache_misses_total",
+    ):
+        assert recorded.total(name) == 0, name
+    # Off a call's path, the rest is kept as ever.
+    assert recorded.total("agent_containers_upstream_requests_total") >= 1
 
 
 async def test_the_endpoint_closes_when_the_server_stops(migrated_database_url: str) -> None:
