@@ -240,7 +240,7 @@ class AgentContainersServer:
         self.metrics.grpc.register(service_methods())
         observers: list[CallObserver] = [self.metrics.grpc] if self.metrics.per_call else []
         if settings.access_log:
-            self._access_log = AccessLog()
+            self._access_log = AccessLog(traced=self.tracing is not None)
             observers.append(self._access_log)
         # Tracing's interceptor outermost: its span is the current one in the gate, in the
         # service interceptor and in the servicers (refused calls are traced too).

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import grpc
+
 from agent_containers.api.identity import current_identity
 from agent_containers.observability.call_context import current_call, trace_ids
 from agent_containers.observability.calls import CallKind, FinishedCall
@@ -13,6 +15,10 @@ from agent_containers.observability.logging import CallLines
 ACCESS_LOGGER = "agent_containers.access"
 FLUSH_AFTER_SECONDS = 0.5
 """The longest an access line waits in stderr's buffer (other lines flush it sooner)."""
+
+
+# StatusCode.name is a descriptor call; this is a dictionary lookup.
+_CODE_NAMES = {code: code.name for code in grpc.StatusCode}
 
 
 class AccessLog:
@@ -24,8 +30,11 @@ class AccessLog:
     by observability/logging.CallLines and flushed within FLUSH_AFTER_SECONDS, and at close().
     """
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(self, logger: logging.Logger | None = None, *, traced: bool = True) -> None:
+        """`traced`: tracing is on, so the call may have a span of its own; without, the only
+        trace id to log is the caller's."""
         self._level_of = logger or logging.getLogger(ACCESS_LOGGER)
+        self._traced = traced
         self._lines = CallLines(ACCESS_LOGGER)
         self._flush_pending: asyncio.TimerHandle | None = None
 
@@ -42,7 +51,11 @@ class AccessLog:
         except LookupError:  # refused before the identity was read
             tenant_id = user_id = None
         context = current_call()
-        trace_id, span_id = trace_ids()
+        if self._traced:
+            trace_id, span_id = trace_ids()
+        else:
+            trace_id = context.caller_trace_id() if context is not None else None
+            span_id = None
         self._lines.write(
             {
                 "time": None,
@@ -50,8 +63,8 @@ class AccessLog:
                 "logger": ACCESS_LOGGER,
                 "message": "call",
                 "method": call.method,
-                "kind": call.kind.value,
-                "code": call.code.name,
+                "kind": call.kind,  # a str
+                "code": _CODE_NAMES[call.code],
                 "reason": call.reason,
                 "duration_ms": round(call.seconds * 1000, 3),
                 "tenant_id": tenant_id,

@@ -62,9 +62,12 @@ class _StderrBytes:
 
     def write(self, data: bytes) -> None:
         # A line that cannot be written is dropped, as the standard library's handlers drop
-        # theirs: a closed or broken stderr must not fail the call being logged.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
+        # theirs: a closed or broken stderr must not fail the call being logged. (try, not
+        # contextlib.suppress: a call's line pays nothing for it.)
+        try:  # noqa: SIM105
             sys.stderr.buffer.write(data)
+        except (OSError, ValueError, AttributeError):
+            pass
 
     def flush(self) -> None:
         """Nothing: structlog flushes after every line; the owner calls flush_now()."""
