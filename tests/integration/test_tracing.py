@@ -254,6 +254,21 @@ async def drop_tables(database_url: str) -> None:
         await engine.dispose()
 
 
+async def internal_error_trace_id(
+    service: RunningService, database_url: str, metadata: tuple[tuple[str, str], ...]
+) -> str:
+    """The trace id of the INTERNAL error a call gets once the tables are gone."""
+    await drop_tables(database_url)
+    with pytest.raises(grpc.aio.AioRpcError) as broken:
+        await service.containers.ListContainers(
+            container_service_pb2.ListContainersRequest(), metadata=metadata
+        )
+    assert broken.value.code() == grpc.StatusCode.INTERNAL
+    trace_id: str = error_info(broken.value).metadata["trace_id"]
+    assert len(trace_id) == 32
+    return trace_id
+
+
 async def test_an_internal_error_names_the_callers_trace(
     traced: RunningService, receiver: SpanSink, migrated_database_url: str
 ) -> None:
@@ -280,14 +295,7 @@ async def test_untraced_an_internal_error_has_a_trace_id_of_its_own(
 ) -> None:
     """No tracing, no interceptor: the caller's traceparent is not even read."""
     assert service.server.tracing is None
-    await drop_tables(migrated_database_url)
-    with pytest.raises(grpc.aio.AioRpcError) as broken:
-        await service.containers.ListContainers(
-            container_service_pb2.ListContainersRequest(), metadata=traced_call()
-        )
-    assert broken.value.code() == grpc.StatusCode.INTERNAL
-    trace_id = error_info(broken.value).metadata["trace_id"]
-    assert len(trace_id) == 32
+    trace_id = await internal_error_trace_id(service, migrated_database_url, traced_call())
     assert trace_id != CALLER_TRACE
 
 
@@ -397,14 +405,7 @@ async def test_calls_the_sampler_drops_export_nothing_and_tell_upstream_nothing(
         (posted,) = [r for r in requests if r.method == "POST" and r.path == "/v1/containers"]
         assert "traceparent" not in posted.headers
 
-        await drop_tables(migrated_database_url)
-        with pytest.raises(grpc.aio.AioRpcError) as broken:
-            await service.containers.ListContainers(
-                container_service_pb2.ListContainersRequest(), metadata=identity()
-            )
-        assert broken.value.code() == grpc.StatusCode.INTERNAL
-        trace_id = error_info(broken.value).metadata["trace_id"]
-        assert len(trace_id) == 32
+        trace_id = await internal_error_trace_id(service, migrated_database_url, identity())
         assert trace_id != "f" * 32
 
         assert tracing.provider.force_flush()
